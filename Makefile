@@ -1,0 +1,45 @@
+# Every target works from a fresh clone: `install` creates .venv (and fetches uv if missing)
+# from the pinned requirements.lock, the one file every install uses (CI and Dockerfile too).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+STAMP := $(VENV)/.installed
+TINY_CKPT ?= .cache/checkpoints/chatterbox-tiny
+
+.PHONY: install serve test lint lock bench checkpoint clean
+
+install: $(STAMP)
+
+$(UV):
+	$(PYTHON) -m pip install --user --quiet uv
+
+$(STAMP): requirements.lock | $(UV)
+	@test -x $(BIN)/python || $(UV) venv --python $(PYTHON) $(VENV)
+	$(UV) pip sync --python $(BIN)/python requirements.lock
+	@touch $@
+
+# Recompile the pins after editing pyproject.toml (overrides and exclusions in [tool.uv] apply).
+lock: | $(UV)
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
+
+serve: install
+	$(BIN)/python -m worker.synthesize --serve-hint
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check app worker tests scripts
+	$(BIN)/ruff format --check app worker tests scripts
+	$(BIN)/mypy app worker
+
+checkpoint: install
+	$(BIN)/python scripts/make_random_checkpoint.py --variant chatterbox --size tiny $(TINY_CKPT)
+
+bench: install
+	$(BIN)/python scripts/bench.py --model-path $(TINY_CKPT)
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

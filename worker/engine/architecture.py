@@ -1,0 +1,190 @@
+"""Build the upstream Chatterbox modules, at their real sizes or at reduced ones.
+
+Real checkpoints use the upstream constructors unchanged (``T3(hp)``, ``S3Gen()``,
+``VoiceEncoder()``). A random-weight checkpoint may carry an ``architecture`` section in its
+marker file; then the *same upstream classes* are instantiated with smaller widths and depths.
+Several upstream constructors hard-code their sub-module sizes (``S3Token2Mel`` builds its encoder,
+decoder and tokenizer itself; ``S3Tokenizer`` ignores its ``config`` argument), so the reduced
+S3Gen is assembled here from its parts, attribute for attribute as ``S3Token2Wav.__init__`` does.
+``tests/test_architecture.py`` checks that this assembly at upstream sizes matches ``S3Gen()``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import librosa
+import torch
+from chatterbox.models.s3gen import S3Gen
+from chatterbox.models.s3gen.configs import CFM_PARAMS
+from chatterbox.models.s3gen.decoder import ConditionalDecoder
+from chatterbox.models.s3gen.f0_predictor import ConvRNNF0Predictor
+from chatterbox.models.s3gen.flow import CausalMaskedDiffWithXvec
+from chatterbox.models.s3gen.flow_matching import CausalConditionalCFM
+from chatterbox.models.s3gen.hifigan import HiFTGenerator
+from chatterbox.models.s3gen.transformer.upsample_encoder import UpsampleConformerEncoder
+from chatterbox.models.s3gen.utils.mel import mel_spectrogram
+from chatterbox.models.s3gen.xvector import CAMPPlus
+from chatterbox.models.s3tokenizer import S3_SR, S3Tokenizer
+from chatterbox.models.t3 import T3
+from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS
+from chatterbox.models.t3.modules.t3_config import T3Config
+from chatterbox.models.voice_encoder import VoiceEncoder
+from s3tokenizer.model_v2 import ModelConfig, S3TokenizerV2
+
+from .variants import Variant
+
+Spec = dict[str, Any]
+
+# Upstream sizes, written out so the assembly below can be checked against ``S3Gen()``.
+S3GEN_FULL: Spec = {
+    "tokenizer": {"n_audio_state": 1280, "n_audio_head": 20, "n_audio_layer": 6},
+    "encoder": {"attention_heads": 8, "linear_units": 2048, "num_blocks": 6},
+    "decoder": {
+        "channels": [256],
+        "attention_head_dim": 64,
+        "n_blocks": 4,
+        "num_mid_blocks": 12,
+        "num_heads": 8,
+    },
+    "hift": {"base_channels": 512, "f0_cond_channels": 512},
+    "campplus": {"growth_rate": 32, "init_channels": 128},
+}
+
+
+def t3_config(variant: Variant, spec: Spec | None = None) -> T3Config:
+    """The upstream ``T3Config`` of a variant, with a reduced backbone when ``spec`` says so."""
+    if variant is Variant.MULTILINGUAL:
+        hp = T3Config.multilingual()
+    elif variant is Variant.TURBO:
+        hp = _turbo_config()
+    else:
+        hp = T3Config.english_only()
+    if spec:
+        hp.text_tokens_dict_size = spec.get("text_tokens_dict_size", hp.text_tokens_dict_size)
+        hp.max_text_tokens = spec.get("max_text_tokens", hp.max_text_tokens)
+        hp.max_speech_tokens = spec.get("max_speech_tokens", hp.max_speech_tokens)
+        hp.llama_config_name = _register_backbone(hp.llama_config_name, spec.get("backbone", {}))
+    return hp
+
+
+def _turbo_config() -> T3Config:
+    """Turbo's hyper-parameters, as ``ChatterboxTurboTTS.from_local`` sets them."""
+    hp = T3Config(text_tokens_dict_size=50276)
+    hp.llama_config_name = "GPT2_medium"
+    hp.speech_tokens_dict_size = 6563
+    hp.input_pos_emb = None
+    hp.speech_cond_prompt_len = 375
+    hp.use_perceiver_resampler = False
+    hp.emotion_adv = False
+    return hp
+
+
+def _register_backbone(base_name: str, overrides: Spec) -> str:
+    """Add a reduced copy of an upstream backbone config to ``LLAMA_CONFIGS`` (a plain dict)."""
+    if not overrides:
+        return base_name
+    config = copy.deepcopy(LLAMA_CONFIGS[base_name])
+    config.update(overrides)
+    if config.get("model_type") == "gpt2":
+        config.update(n_embd=config["hidden_size"], n_layer=config["num_hidden_layers"])
+        config.update(n_head=config["num_attention_heads"])
+    name = base_name + "/" + "-".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    LLAMA_CONFIGS[name] = config
+    return name
+
+
+def build_t3(variant: Variant, spec: Spec | None = None) -> T3:
+    t3 = T3(t3_config(variant, spec))
+    if variant is Variant.TURBO:
+        # Turbo feeds embeddings directly; upstream deletes the unused GPT-2 token table.
+        del t3.tfmr.wte
+    return t3
+
+
+def build_voice_encoder() -> VoiceEncoder:
+    return VoiceEncoder()
+
+
+def build_s3gen(variant: Variant, spec: Spec | None = None) -> S3Gen:
+    meanflow = variant is Variant.TURBO
+    if not spec:
+        return S3Gen(meanflow=meanflow)
+    return assemble_s3gen(spec, meanflow=meanflow)
+
+
+def assemble_s3gen(spec: Spec, *, meanflow: bool) -> S3Gen:
+    """An ``S3Gen`` of the upstream classes with the sizes in ``spec`` (see module doc)."""
+    s3gen: S3Gen = S3Gen.__new__(S3Gen)
+    torch.nn.Module.__init__(s3gen)
+    s3gen.tokenizer = _s3_tokenizer(spec["tokenizer"])
+    s3gen.mel_extractor = mel_spectrogram
+    s3gen.speaker_encoder = CAMPPlus(memory_efficient=False, **spec["campplus"])
+    s3gen.meanflow = meanflow
+    s3gen.flow = CausalMaskedDiffWithXvec(
+        encoder=_flow_encoder(spec["encoder"]),
+        decoder=CausalConditionalCFM(
+            spk_emb_dim=80,
+            cfm_params=CFM_PARAMS,
+            estimator=ConditionalDecoder(
+                in_channels=320,
+                out_channels=80,
+                causal=True,
+                dropout=0.0,
+                act_fn="gelu",
+                meanflow=meanflow,
+                **spec["decoder"],
+            ),
+        ),
+    )
+    s3gen.resamplers = {}
+    hift = spec["hift"]
+    s3gen.mel2wav = HiFTGenerator(
+        sampling_rate=24000,
+        base_channels=hift["base_channels"],
+        upsample_rates=[8, 5, 3],
+        upsample_kernel_sizes=[16, 11, 7],
+        source_resblock_kernel_sizes=[7, 7, 11],
+        source_resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+        f0_predictor=ConvRNNF0Predictor(cond_channels=hift["f0_cond_channels"]),
+    )
+    n_trim = 24000 // 50
+    trim_fade = torch.zeros(2 * n_trim)
+    trim_fade[n_trim:] = (torch.cos(torch.linspace(torch.pi, 0, n_trim)) + 1) / 2
+    s3gen.register_buffer("trim_fade", trim_fade, persistent=False)
+    s3gen.estimator_dtype = "fp32"
+    return s3gen
+
+
+def _flow_encoder(spec: Spec) -> UpsampleConformerEncoder:
+    return UpsampleConformerEncoder(
+        output_size=512,
+        input_size=512,
+        dropout_rate=0.1,
+        positional_dropout_rate=0.1,
+        attention_dropout_rate=0.1,
+        normalize_before=True,
+        input_layer="linear",
+        pos_enc_layer_type="rel_pos_espnet",
+        selfattention_layer_type="rel_selfattn",
+        use_cnn_module=False,
+        macaron_style=False,
+        **spec,
+    )
+
+
+def _s3_tokenizer(spec: Spec) -> S3Tokenizer:
+    """``S3Tokenizer`` with a given size (its own ``__init__`` drops the config it is given)."""
+    config = ModelConfig(**spec)
+    tokenizer: S3Tokenizer = S3Tokenizer.__new__(S3Tokenizer)
+    S3TokenizerV2.__init__(tokenizer, "speech_tokenizer_v2_25hz", config)
+    tokenizer.n_fft = 400
+    mel_filters = librosa.filters.mel(sr=S3_SR, n_fft=tokenizer.n_fft, n_mels=config.n_mels)
+    tokenizer.register_buffer("_mel_filters", torch.FloatTensor(mel_filters))
+    tokenizer.register_buffer("window", torch.hann_window(tokenizer.n_fft))
+    return tokenizer
+
+
+def count_parameters(*modules: torch.nn.Module) -> int:
+    return sum(p.numel() for m in modules for p in m.parameters())

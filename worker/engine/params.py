@@ -1,0 +1,46 @@
+"""Per-request synthesis parameters, validated before any work starts (torch-free).
+
+Names follow the service specification (``cfg_guidance_weight`` is accepted for ``cfg_weight``,
+``synthesis_temperature`` for ``temperature``, ``exaggeration`` for the voice exaggeration
+factor); defaults are the specification's ``TTS_*`` defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+OverlapMethod = Literal["full", "zero"]
+
+
+class SynthesisParams(BaseModel):
+    """How to speak one text. Every field has a safe range; out-of-range values are rejected."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    exaggeration: float = Field(
+        0.5, ge=0.0, le=2.0,
+        validation_alias=AliasChoices("exaggeration", "voice_exaggeration_factor"),
+    )
+    cfg_weight: float = Field(
+        0.5, ge=0.0, le=5.0,
+        validation_alias=AliasChoices("cfg_weight", "cfg_guidance_weight"),
+    )
+    temperature: float = Field(
+        0.8, ge=0.0, le=5.0,
+        validation_alias=AliasChoices("temperature", "synthesis_temperature"),
+    )
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    min_p: float = Field(0.05, ge=0.0, le=1.0)
+    repetition_penalty: float = Field(1.2, ge=1.0, le=5.0)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    language: str | None = Field(None, min_length=2, max_length=8)
+    text_processing_chunk_size: int = Field(150, ge=20, le=2000)
+    audio_tokens_per_slice: int = Field(35, ge=8, le=500)
+    remove_leading_milliseconds: int = Field(0, ge=0, le=5000)
+    remove_trailing_milliseconds: int = Field(0, ge=0, le=5000)
+    chunk_overlap_method: OverlapMethod = "full"
+    crossfade_duration_milliseconds: int = Field(30, ge=0, le=200)
+    # Benchmarking aid: generate exactly this many speech tokens per text chunk, ignoring EOS.
+    fixed_token_count: int | None = Field(None, ge=1, le=4000)

@@ -1,0 +1,258 @@
+"""The streaming pipeline: text chunks -> T3 token slices -> S3Gen PCM, stages overlapping.
+
+Two producer tasks joined by bounded asyncio queues (``speech_token_queue_max`` and
+``pcm_chunk_queue_max``): T3 moves on to the next text chunk while S3Gen still decodes the current
+one, and a slow consumer holds both back instead of letting audio pile up. Model calls run in
+threads (torch releases the GIL); each call is one slice, so cancellation takes effect within a
+slice. Per-request state lives in the request's own objects; the shared model is read-only, so
+one engine serves several requests at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from .conditioning import VoiceConditioning
+from .errors import InvalidRequestError
+from .loading import LoadedModel
+from .params import SynthesisParams
+from .s3gen_stream import SAMPLE_RATE, S3GenStream, StreamConfig
+from .t3_stream import T3Stream
+from .text import split_into_chunks
+from .variants import SUPPORTED_LANGUAGES, Variant
+
+T = TypeVar("T")
+_END = object()
+# The first slice is short so audio starts early; later slices use audio_tokens_per_slice.
+FIRST_SLICE_TOKENS = 16
+
+
+def slice_size(params: SynthesisParams, emitted_any: bool) -> int:
+    if emitted_any:
+        return params.audio_tokens_per_slice
+    return min(params.audio_tokens_per_slice, FIRST_SLICE_TOKENS)
+
+
+@dataclass
+class PcmChunk:
+    """Float32 mono PCM at 24 kHz, in order."""
+
+    pcm: np.ndarray
+    index: int
+    sample_rate: int = SAMPLE_RATE
+
+    def to_int16_bytes(self) -> bytes:
+        return (np.clip(self.pcm, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+@dataclass
+class SynthesisStats:
+    """What one request did; filled in while it streams."""
+
+    text_chunks: int = 0
+    speech_tokens: int = 0
+    pcm_chunks: int = 0
+    samples: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    first_audio: float | None = None
+    last_token: float | None = None
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class QueueBounds:
+    speech_tokens: int = 2
+    pcm_chunks: int = 3
+
+
+class StreamingEngine:
+    """Serves streaming synthesis requests on one loaded model."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        bounds: QueueBounds | None = None,
+        threads: int = 4,
+    ) -> None:
+        self.model = model
+        self.bounds = bounds or QueueBounds()
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="engine")
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def validate(self, text: str, params: SynthesisParams) -> list[str]:
+        """Reject what can never succeed, before any audio is promised; return the chunks."""
+        if self.model.variant is Variant.MULTILINGUAL:
+            if not params.language or params.language.lower() not in SUPPORTED_LANGUAGES:
+                raise InvalidRequestError(
+                    "language",
+                    f"language must be one of {', '.join(SUPPORTED_LANGUAGES)}, "
+                    f"not {params.language!r}",
+                )
+        elif params.language and params.language.lower() != "en":
+            raise InvalidRequestError(
+                "language",
+                f"{self.model.variant.value} speaks English only; language={params.language!r} "
+                "needs the chatterbox-multilingual model",
+            )
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidRequestError("text", "text is empty")
+        return split_into_chunks(text, params.text_processing_chunk_size)
+
+    def voice_or_default(self, voice: VoiceConditioning | None) -> VoiceConditioning:
+        if voice is not None:
+            return voice
+        if self.model.builtin_voice is None:
+            raise InvalidRequestError(
+                "voice_id", f"no voice given and {self.model.checkpoint_dir} has no built-in voice"
+            )
+        return self.model.builtin_voice
+
+    async def synthesize(
+        self,
+        text: str,
+        params: SynthesisParams | None = None,
+        voice: VoiceConditioning | None = None,
+        stats: SynthesisStats | None = None,
+    ) -> AsyncIterator[PcmChunk]:
+        """Stream the speech of ``text`` as PCM chunks. Raises InvalidRequestError up front."""
+        params = params or SynthesisParams()
+        chunks = self.validate(text, params)
+        voice = self.voice_or_default(voice)
+        return self._stream(chunks, params, voice, stats or SynthesisStats())
+
+    async def _stream(
+        self,
+        chunks: list[str],
+        params: SynthesisParams,
+        voice: VoiceConditioning,
+        stats: SynthesisStats,
+    ) -> AsyncIterator[PcmChunk]:
+        seed = params.seed if params.seed is not None else random.randrange(2**62)
+        tokens: asyncio.Queue[Any] = asyncio.Queue(self.bounds.speech_tokens)
+        pcm: asyncio.Queue[Any] = asyncio.Queue(self.bounds.pcm_chunks)
+        stats.text_chunks = len(chunks)
+        first_audio = asyncio.Event()
+        tasks = [
+            asyncio.create_task(
+                self._t3_stage(chunks, params, voice, seed, tokens, stats, first_audio)
+            ),
+            asyncio.create_task(self._s3gen_stage(params, voice, seed, tokens, pcm, first_audio)),
+        ]
+        try:
+            index = 0
+            while (item := await pcm.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise item
+                if stats.first_audio is None:
+                    stats.first_audio = time.perf_counter()
+                stats.pcm_chunks += 1
+                stats.samples += len(item)
+                yield PcmChunk(item, index)
+                index += 1
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def _t3_stage(
+        self,
+        chunks: list[str],
+        params: SynthesisParams,
+        voice: VoiceConditioning,
+        seed: int,
+        out: asyncio.Queue[Any],
+        stats: SynthesisStats,
+        first_audio: asyncio.Event,
+    ) -> None:
+        try:
+            generator = torch.Generator(device=self.model.t3.device).manual_seed(seed)
+            cond = voice.t3_cond_for(params.exaggeration, self.model.dtype)
+            for chunk in chunks:
+                stream = await self._run(T3Stream, self.model, cond, chunk, params, generator)
+                while not stream.done:
+                    size = slice_size(params, stats.speech_tokens > 0)
+                    slice_ = await self._run(stream.next_tokens, size)
+                    stats.speech_tokens += len(slice_)
+                    if slice_:
+                        await out.put(slice_)
+                    # Until the first audio is out, S3Gen gets the device to itself: time to
+                    # first audio matters more than T3 running ahead.
+                    await first_audio.wait()
+            stats.last_token = time.perf_counter()
+            await out.put(_END)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            await out.put(error)
+
+    async def _s3gen_stage(
+        self,
+        params: SynthesisParams,
+        voice: VoiceConditioning,
+        seed: int,
+        tokens: asyncio.Queue[Any],
+        out: asyncio.Queue[Any],
+        first_audio: asyncio.Event,
+    ) -> None:
+        try:
+            config = StreamConfig(
+                overlap=params.chunk_overlap_method,
+                crossfade_ms=params.crossfade_duration_milliseconds,
+                leading_trim_ms=params.remove_leading_milliseconds,
+                trailing_trim_ms=params.remove_trailing_milliseconds,
+                seed=seed,
+            )
+            stream = await self._run(S3GenStream, self.model, voice, config)
+            pending: list[int] = []
+            while not self._take(await tokens.get(), pending):
+                # Take every slice already queued: when S3Gen lags behind T3, fewer and longer
+                # windows catch up at less cost (each window re-encodes the voice prompt).
+                if any(self._take(tokens.get_nowait(), pending) for _ in range(tokens.qsize())):
+                    break
+                if stream.pending_tokens + len(pending) >= slice_size(params, stream.emitted > 0):
+                    await self._put_audio(out, await self._run(stream.push, pending))
+                    pending = []
+                    if stream.emitted > 0:
+                        first_audio.set()
+            await self._put_audio(out, await self._run(stream.push, pending, True))
+            await out.put(_END)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:
+            await out.put(error)
+        finally:
+            first_audio.set()
+
+    @staticmethod
+    def _take(item: Any, pending: list[int]) -> bool:
+        """Add a queued slice to ``pending``; True at the end of the tokens, raise on an error."""
+        if item is _END:
+            return True
+        if isinstance(item, BaseException):
+            raise item
+        pending.extend(item)
+        return False
+
+    @staticmethod
+    async def _put_audio(out: asyncio.Queue[Any], pcm: np.ndarray) -> None:
+        if len(pcm):
+            await out.put(pcm)

@@ -1,0 +1,178 @@
+"""Write random-weight checkpoints in the upstream file layout.
+
+No model weights can be downloaded where this project is built and tested, so every test and CPU
+benchmark runs on checkpoints written here from the real upstream classes: ``tiny`` at reduced
+sizes (fast on two CPU cores), ``full`` at the real sizes (for GPU timing). The directory loads
+through the same ``MODEL_PATH`` code path as real weights; its ``random_weights.json`` marker makes
+everything that reports the model say "random weights", and carries the reduced architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import string
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tokenizers import Tokenizer, models
+
+from .architecture import build_s3gen, build_t3, build_voice_encoder, count_parameters
+from .variants import FILES, RANDOM_MARKER, SUPPORTED_LANGUAGES, Variant
+
+SPECIAL_TOKENS = ["[START]", "[STOP]", "[UNK]", "[SPACE]", "[PAD]"]
+
+TINY_S3GEN: dict[str, Any] = {
+    "tokenizer": {"n_audio_state": 128, "n_audio_head": 2, "n_audio_layer": 1},
+    "encoder": {"attention_heads": 4, "linear_units": 256, "num_blocks": 1},
+    "decoder": {
+        "channels": [64],
+        "attention_head_dim": 32,
+        "n_blocks": 1,
+        "num_mid_blocks": 1,
+        "num_heads": 2,
+    },
+    "hift": {"base_channels": 64, "f0_cond_channels": 64},
+    "campplus": {"growth_rate": 8, "init_channels": 32},
+}
+
+# The perceiver hard-codes a width of 1024, so the Llama variants keep it and lose depth instead.
+TINY_T3: dict[Variant, dict[str, Any]] = {
+    Variant.ENGLISH: {
+        "max_text_tokens": 1024,
+        "max_speech_tokens": 1536,
+        "backbone": {"intermediate_size": 1024, "num_hidden_layers": 1},
+    },
+    Variant.MULTILINGUAL: {
+        "max_text_tokens": 1024,
+        "max_speech_tokens": 1536,
+        "backbone": {"intermediate_size": 1024, "num_hidden_layers": 1},
+    },
+    Variant.TURBO: {
+        "backbone": {"hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4},
+    },
+}
+
+
+def architecture(variant: Variant, size: str) -> dict[str, Any] | None:
+    """The reduced architecture for ``size='tiny'``; ``None`` means upstream's real sizes."""
+    if size == "full":
+        return None
+    if size != "tiny":
+        raise ValueError(f"size must be 'tiny' or 'full', not {size!r}")
+    return {"t3": TINY_T3[variant], "s3gen": TINY_S3GEN}
+
+
+def write_checkpoint(variant: Variant, size: str, out_dir: Path, seed: int = 0) -> Path:
+    """Write a complete random checkpoint into ``out_dir`` atomically and return it."""
+    out_dir = Path(out_dir)
+    torch.manual_seed(seed)
+    arch = architecture(variant, size)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    t3_spec = dict(arch["t3"]) if arch else {}
+    if variant is Variant.TURBO:
+        vocab = _write_turbo_tokenizer(staging)
+        if arch:
+            t3_spec["text_tokens_dict_size"] = vocab
+    else:
+        limit = 2454 if variant is Variant.MULTILINGUAL else 704
+        languages = list(SUPPORTED_LANGUAGES) if variant is Variant.MULTILINGUAL else []
+        tokenizer = _char_tokenizer(limit, languages)
+        tokenizer.save(str(staging / FILES[variant].tokenizer[0]))
+    ve = build_voice_encoder().eval()
+    t3 = build_t3(variant, t3_spec or None).eval()
+    s3gen = build_s3gen(variant, arch["s3gen"] if arch else None).eval()
+    files = FILES[variant]
+    _save(ve.state_dict(), staging / files.voice_encoder)
+    _save(t3.state_dict(), staging / files.t3)
+    _save(s3gen.state_dict(), staging / files.s3gen)
+    marker = {
+        "random_weights": True,
+        "variant": variant.value,
+        "size": size,
+        "seed": seed,
+        "parameters": count_parameters(ve, t3, s3gen),
+        "architecture": {"t3": t3_spec, "s3gen": arch["s3gen"]} if arch else None,
+    }
+    (staging / RANDOM_MARKER).write_text(json.dumps(marker, indent=2))
+    _write_builtin_voice(staging)
+    _replace_dir(staging, out_dir)
+    return out_dir
+
+
+def _save(state: dict[str, torch.Tensor], path: Path) -> None:
+    state = {k: v.detach().clone().contiguous() for k, v in state.items()}
+    if path.suffix == ".safetensors":
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+
+
+def _char_tokenizer(vocab_limit: int, languages: list[str]) -> Tokenizer:
+    """A character-level tokenizer (BPE without merges) that upstream's tokenizers accept."""
+    chars = sorted(set(string.printable.strip()) | set("àâäçéèêëîïôöùûüÿñßæœ¿¡«»€£"))
+    vocab: dict[str, int] = {}
+    for token in SPECIAL_TOKENS + [f"[{code}]" for code in languages] + chars:
+        vocab.setdefault(token, len(vocab))
+    # Upstream's SOT/EOT text ids are fixed (255 and 0): keep [STOP] at 0 and the rest < limit.
+    assert len(vocab) < vocab_limit
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="[UNK]"))
+    tokenizer.add_special_tokens(SPECIAL_TOKENS + [f"[{code}]" for code in languages])
+    return tokenizer
+
+
+def _write_turbo_tokenizer(directory: Path) -> int:
+    """A small GPT-2-style tokenizer that ``AutoTokenizer.from_pretrained`` loads."""
+    from transformers import PreTrainedTokenizerFast
+
+    chars = sorted(set(string.printable))
+    vocab = {"<|endoftext|>": 0, **{c: i + 1 for i, c in enumerate(chars)}}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<|endoftext|>"))
+    fast = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|endoftext|>")
+    fast.save_pretrained(str(directory))
+    return len(fast)
+
+
+def reference_clip(seconds: float = 8.0, sr: int = 24000, seed: int = 0) -> np.ndarray:
+    """A synthetic, speech-like reference: a gliding harmonic tone with syllable-rate bursts."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 140 + 30 * np.sin(2 * math.pi * 0.7 * t) + 10 * np.sin(2 * math.pi * 3.1 * t)
+    phase = 2 * math.pi * np.cumsum(f0) / sr
+    voice = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = 0.5 + 0.5 * np.sin(2 * math.pi * 4.0 * t) ** 2
+    clip = 0.2 * voice * envelope + 0.01 * rng.standard_normal(t.size)
+    return clip.astype(np.float32)
+
+
+def _write_builtin_voice(directory: Path) -> None:
+    """Compute ``conds.pt`` (the built-in voice) with the checkpoint's own models."""
+    from .conditioning import compute_conditioning
+    from .loading import load_model
+
+    model = load_model(directory, device="cpu", builtin_voice=False)
+    conds = compute_conditioning(model, reference_clip(), 24000)
+    conds.save(directory / FILES[model.variant].builtin_voice)
+
+
+def _replace_dir(staging: Path, target: Path) -> None:
+    """Swap the finished staging directory in, so a crash never leaves half a checkpoint."""
+    if target.exists():
+        old = target.with_name(target.name + ".old")
+        os.replace(target, old)
+        os.replace(staging, target)
+        _rmtree(old)
+    else:
+        os.replace(staging, target)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

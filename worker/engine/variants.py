@@ -1,0 +1,72 @@
+"""The three Chatterbox variants and the files each needs (torch-free).
+
+The file names are those of the upstream checkpoints on the Hugging Face Hub; a local
+``MODEL_PATH`` directory uses the same layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Variant(StrEnum):
+    """Which Chatterbox model a worker serves."""
+
+    ENGLISH = "chatterbox"
+    TURBO = "chatterbox-turbo"
+    MULTILINGUAL = "chatterbox-multilingual"
+
+
+@dataclass(frozen=True)
+class VariantFiles:
+    """Upstream checkpoint layout of one variant."""
+
+    repo_id: str
+    voice_encoder: str
+    t3: str
+    s3gen: str
+    tokenizer: tuple[str, ...]
+    builtin_voice: str = "conds.pt"
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return (self.voice_encoder, self.t3, self.s3gen, *self.tokenizer)
+
+
+FILES: dict[Variant, VariantFiles] = {
+    Variant.ENGLISH: VariantFiles(
+        repo_id="ResembleAI/chatterbox",
+        voice_encoder="ve.safetensors",
+        t3="t3_cfg.safetensors",
+        s3gen="s3gen.safetensors",
+        tokenizer=("tokenizer.json",),
+    ),
+    Variant.TURBO: VariantFiles(
+        repo_id="ResembleAI/chatterbox-turbo",
+        voice_encoder="ve.safetensors",
+        t3="t3_turbo_v1.safetensors",
+        s3gen="s3gen_meanflow.safetensors",
+        tokenizer=("tokenizer.json", "tokenizer_config.json"),
+    ),
+    Variant.MULTILINGUAL: VariantFiles(
+        repo_id="ResembleAI/chatterbox",
+        voice_encoder="ve.pt",
+        t3="t3_mtl23ls_v2.safetensors",
+        s3gen="s3gen.pt",
+        tokenizer=("grapheme_mtl_merged_expanded_v1.json",),
+    ),
+}
+
+# Languages of chatterbox-multilingual 0.1.7 (chatterbox.mtl_tts.SUPPORTED_LANGUAGES), copied
+# here so that requests can be validated without importing torch.
+SUPPORTED_LANGUAGES: dict[str, str] = {
+    "ar": "Arabic", "da": "Danish", "de": "German", "el": "Greek", "en": "English",
+    "es": "Spanish", "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi",
+    "it": "Italian", "ja": "Japanese", "ko": "Korean", "ms": "Malay", "nl": "Dutch",
+    "no": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ru": "Russian", "sv": "Swedish",
+    "sw": "Swahili", "tr": "Turkish", "zh": "Chinese",
+}  # fmt: skip
+
+# The marker file that a random-weight checkpoint carries (see scripts/make_random_checkpoint.py).
+RANDOM_MARKER = "random_weights.json"

@@ -1,0 +1,116 @@
+"""Command-line synthesis: stream one text to a WAV file, optionally reporting timings as JSON.
+
+    python -m worker.synthesize --text "Hello." --out hello.wav [--voice ref.mp3]
+        [--model-path DIR] [--variant chatterbox] [--json]
+
+The WAV is written as chunks arrive (its header is fixed up at the end), so a long text never sits
+in memory. Errors print one actionable line and exit with status 2 (bad input) or 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+import wave
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .settings import Settings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m worker.synthesize", description=__doc__)
+    parser.add_argument("--text", required=True)
+    parser.add_argument("--out", required=True, type=Path, help="output .wav (24 kHz mono)")
+    parser.add_argument("--voice", type=Path, help="reference clip (wav/mp3/flac/ogg/m4a) or conds .pt")
+    parser.add_argument("--model-path", help="checkpoint directory (default: MODEL_PATH)")
+    parser.add_argument("--variant", help="chatterbox | chatterbox-turbo | chatterbox-multilingual")
+    parser.add_argument("--device", help="auto | cpu | cuda:N (default: DEVICE)")
+    parser.add_argument("--language", help="language code for chatterbox-multilingual")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--exaggeration", type=float)
+    parser.add_argument("--cfg-weight", type=float)
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--json", action="store_true", help="print one JSON line of timings")
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+    # Imported here so that --help and argument errors answer without loading torch.
+    from .engine.conditioning import VoiceConditioning, compute_conditioning, load_reference
+    from .engine.loading import load_model
+    from .engine.pipeline import StreamingEngine, SynthesisStats
+
+    params = settings.synthesis_defaults(
+        language=args.language, seed=args.seed, exaggeration=args.exaggeration,
+        cfg_weight=args.cfg_weight, temperature=args.temperature,
+    )  # fmt: skip
+    model = load_model(
+        args.model_path or settings.model_path,
+        variant=args.variant or settings.model_variant,
+        device=args.device or settings.device,
+        dtype=settings.model_dtype,
+    )
+    voice = None
+    if args.voice and args.voice.suffix == ".pt":
+        voice = VoiceConditioning.load(args.voice, model.device)
+    elif args.voice:
+        voice = compute_conditioning(model, load_reference(args.voice), 24000, params.exaggeration)
+    engine = StreamingEngine(model)
+    stats = SynthesisStats()
+    chunks = await engine.synthesize(args.text, params, voice, stats)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(args.out), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(24000)
+        async for chunk in chunks:
+            wav.writeframes(chunk.to_int16_bytes())
+    done = time.perf_counter()
+    engine.close()
+    return {
+        "ttfa_ms": round(((stats.first_audio or done) - stats.started) * 1000, 1),
+        "total_ms": round((done - stats.started) * 1000, 1),
+        "audio_s": round(stats.audio_seconds, 3),
+        "chunks": stats.pcm_chunks,
+        "text_chunks": stats.text_chunks,
+        "speech_tokens": stats.speech_tokens,
+        "model": model.variant.value,
+        "weights": model.weights,
+        "device": str(model.device),
+        "out": str(args.out),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"), format="%(message)s")
+    try:
+        settings = Settings()
+        report = asyncio.run(run(args, settings))
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        print(f"error: invalid setting or parameter: {problems}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        from .engine.errors import EngineError, InvalidRequestError
+
+        if not isinstance(error, EngineError):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, InvalidRequestError) else 1
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"wrote {report['audio_s']} s to {args.out} (first audio after {report['ttfa_ms']} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
