@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     model_path: str = Field("models", description="Local checkpoint directory (upstream layout)")
-    model_variant: Variant = Variant.ENGLISH
+    model_variant: Variant | None = Field(
+        None, description="Model to serve; unset: the checkpoint marker's, else chatterbox"
+    )
     device: str = Field("auto", description="'auto' (cuda:N if present, else cpu), 'cpu', 'cuda:0'")
     model_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 
 from .architecture import build_s3gen, build_t3, build_voice_encoder
 from .conditioning import VoiceConditioning
-from .errors import InvalidCheckpointError, InvalidRequestError, ModelNotFoundError
+from .errors import EngineError, InvalidCheckpointError, InvalidRequestError, ModelNotFoundError
 from .variants import FILES, RANDOM_MARKER, SUPPORTED_LANGUAGES, Variant
 
 log = logging.getLogger(__name__)
@@ -238,12 +238,21 @@ def _tokenizer(variant: Variant, checkpoint: Path) -> Tokenize:
 
 
 def _multilingual_tokenizer(vocab: Path) -> Tokenize:
-    # The Cangjie table (Chinese only) is fetched from the Hub when the tokenizer is built;
-    # offline that is a logged warning, so keep it from waiting on the network.
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    from chatterbox.models.tokenizers import MTLTokenizer
+    """Upstream's ``MTLTokenizer``, with its Chinese converter built on first use only.
 
-    tokenizer = MTLTokenizer(str(vocab))
+    ``MTLTokenizer.__init__`` builds a ``ChineseCangjieConverter``, which downloads a Cangjie
+    table from the Hub and the pkuseg segmenter model from GitHub: offline that fails (or waits)
+    for every language. Here the tokenizer is assembled as its ``__init__`` does, and the
+    converter is built the first time Chinese text arrives.
+    """
+    from chatterbox.models.tokenizers.tokenizer import MTLTokenizer
+    from tokenizers import Tokenizer
+
+    tokenizer: MTLTokenizer = MTLTokenizer.__new__(MTLTokenizer)
+    tokenizer.tokenizer = Tokenizer.from_file(str(vocab))
+    tokenizer.check_vocabset_sot_eot()
+    tokenizer.cangjie_converter = _LazyCangjie(vocab.parent)
+    lock = threading.Lock()
 
     def encode(text: str, language: str | None) -> list[int]:
         if not language or language.lower() not in SUPPORTED_LANGUAGES:
@@ -252,6 +261,29 @@ def _multilingual_tokenizer(vocab: Path) -> Tokenize:
                 f"language must be one of {', '.join(SUPPORTED_LANGUAGES)} for "
                 f"chatterbox-multilingual, not {language!r}",
             )
-        return list(tokenizer.encode(text, language_id=language.lower()))
+        with lock:  # the Japanese/Korean/Chinese normalisers keep module-level state
+            return list(tokenizer.encode(text, language_id=language.lower()))
 
     return encode
+
+
+class _LazyCangjie:
+    """Builds upstream's ``ChineseCangjieConverter`` when Chinese is first spoken."""
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+        self.converter: Callable[[str], str] | None = None
+
+    def __call__(self, text: str) -> str:
+        if self.converter is None:
+            from chatterbox.models.tokenizers.tokenizer import ChineseCangjieConverter
+
+            try:
+                self.converter = ChineseCangjieConverter(str(self.model_dir))
+            except Exception as error:
+                raise EngineError(
+                    "Chinese text needs the pkuseg segmenter model and the Cangjie table, which "
+                    f"could not be loaded ({type(error).__name__}); run once with network access "
+                    "so they are cached."
+                ) from None
+        return self.converter(text)

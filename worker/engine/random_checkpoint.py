@@ -72,9 +72,19 @@ def write_checkpoint(variant: Variant, size: str, out_dir: Path, seed: int = 0) 
     """Write a complete random checkpoint into ``out_dir`` atomically and return it."""
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
-    arch = architecture(variant, size)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    try:
+        _write_into(staging, variant, size, seed)
+    except BaseException:
+        _rmtree(staging)
+        raise
+    _replace_dir(staging, out_dir)
+    return out_dir
+
+
+def _write_into(staging: Path, variant: Variant, size: str, seed: int) -> None:
+    arch = architecture(variant, size)
     t3_spec = dict(arch["t3"]) if arch else {}
     if variant is Variant.TURBO:
         vocab = _write_turbo_tokenizer(staging)
@@ -102,8 +112,6 @@ def write_checkpoint(variant: Variant, size: str, out_dir: Path, seed: int = 0) 
     }
     (staging / RANDOM_MARKER).write_text(json.dumps(marker, indent=2))
     _write_builtin_voice(staging)
-    _replace_dir(staging, out_dir)
-    return out_dir
 
 
 def _save(state: dict[str, torch.Tensor], path: Path) -> None:

@@ -23,6 +23,7 @@ import torch
 from .conditioning import VoiceConditioning
 from .loading import LoadedModel
 from .params import OverlapMethod
+from .variants import Variant
 
 SAMPLE_RATE = 24000
 MEL_PER_TOKEN = 2
@@ -30,6 +31,7 @@ SAMPLES_PER_MEL = 480
 SAMPLES_PER_TOKEN = MEL_PER_TOKEN * SAMPLES_PER_MEL
 CONTEXT_TOKENS = 12  # left context re-decoded with each window ("full" overlap): 480 ms
 EDGE_SAMPLES = 2 * SAMPLES_PER_MEL  # right-edge vocoder samples never emitted before the next window
+SILENCE_TOKEN = 4299  # upstream Turbo ends every utterance with three of these
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class S3GenStream:
         self.dtype = next(self.flow.parameters()).dtype
         self.lookahead = int(self.flow.pre_lookahead_len)
         self.timesteps = 2 if model.s3gen.meanflow else 10
+        self.closing_tokens = [SILENCE_TOKEN] * 3 if model.variant is Variant.TURBO else []
         self.noise = FrameNoise(config.seed, self.device, self.dtype)
         self.source = SineSource(model.s3gen.mel2wav, config.seed)
         self._prepare_prompt(voice)
@@ -164,6 +167,8 @@ class S3GenStream:
         if self.finished:
             raise RuntimeError("push() after the final push")
         self.tokens.extend(int(t) for t in tokens)
+        if final:
+            self.tokens.extend(self.closing_tokens)
         stable = len(self.tokens) if final else len(self.tokens) - self.lookahead
         if final:
             self.finished = True

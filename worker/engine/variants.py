@@ -47,7 +47,7 @@ FILES: dict[Variant, VariantFiles] = {
         voice_encoder="ve.safetensors",
         t3="t3_turbo_v1.safetensors",
         s3gen="s3gen_meanflow.safetensors",
-        tokenizer=("tokenizer.json", "tokenizer_config.json"),
+        tokenizer=("tokenizer_config.json",),  # GPT-2 tokenizer files, read by AutoTokenizer
     ),
     Variant.MULTILINGUAL: VariantFiles(
         repo_id="ResembleAI/chatterbox",
