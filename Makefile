@@ -24,22 +24,26 @@ $(STAMP): requirements.lock | $(UV)
 lock: | $(UV)
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
 
+# Until the service exists, `serve` runs the engine CLI on a demo text (MODEL_PATH, or the Hub).
+TEXT ?= Hello! This is Chatterbox, streaming speech as it is generated.
 serve: install
-	$(BIN)/python -m worker.synthesize --serve-hint
+	$(BIN)/python -m worker.synthesize --text "$(TEXT)" --out out/hello.wav --json
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check app worker tests scripts
 	$(BIN)/ruff format --check app worker tests scripts
 	$(BIN)/mypy app worker
 
-checkpoint: install
+checkpoint: install $(TINY_CKPT)/random_weights.json
+
+$(TINY_CKPT)/random_weights.json: | $(STAMP)
 	$(BIN)/python scripts/make_random_checkpoint.py --variant chatterbox --size tiny $(TINY_CKPT)
 
-bench: install
-	$(BIN)/python scripts/bench.py --model-path $(TINY_CKPT)
+bench: install $(TINY_CKPT)/random_weights.json
+	$(BIN)/python scripts/bench.py --model-path $(TINY_CKPT) --out .cache/bench.json
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

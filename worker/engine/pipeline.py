@@ -194,9 +194,10 @@ class StreamingEngine:
                     stats.speech_tokens += len(slice_)
                     if slice_:
                         await out.put(slice_)
-                    # Until the first audio is out, S3Gen gets the device to itself: time to
-                    # first audio matters more than T3 running ahead.
-                    await first_audio.wait()
+                    # Once S3Gen has its first slice, it gets the device to itself until the
+                    # first audio is out: time to first audio matters more than T3 running ahead.
+                    if stats.speech_tokens >= slice_size(params, emitted_any=False):
+                        await first_audio.wait()
             stats.last_token = time.perf_counter()
             await out.put(_END)
         except asyncio.CancelledError:
@@ -223,11 +224,9 @@ class StreamingEngine:
             )
             stream = await self._run(S3GenStream, self.model, voice, config)
             pending: list[int] = []
+            # Windows fall at fixed token counts, never where timing happens to put them, so
+            # a seed reproduces a request exactly, alone or beside others.
             while not self._take(await tokens.get(), pending):
-                # Take every slice already queued: when S3Gen lags behind T3, fewer and longer
-                # windows catch up at less cost (each window re-encodes the voice prompt).
-                if any(self._take(tokens.get_nowait(), pending) for _ in range(tokens.qsize())):
-                    break
                 if stream.pending_tokens + len(pending) >= slice_size(params, stream.emitted > 0):
                     await self._put_audio(out, await self._run(stream.push, pending))
                     pending = []

@@ -4,7 +4,7 @@ Upstream has no streaming path (``flow.inference(finalize=False)`` crashes) and 
 whole prefix per slice is quadratic. Each :meth:`S3GenStream.push` here decodes one *window*:
 the voice prompt, a bounded left context of already emitted tokens, and the new tokens.
 
-- Noise is fixed per absolute mel frame (:class:`FrameNoise`), so overlapping windows start
+- Noise is fixed per absolute mel frame and vocoder sample (:class:`PositionalNoise`), so overlapping windows start
   their flow from the same noise where they overlap, and a seed reproduces the audio.
 - The last ``pre_lookahead_len`` tokens wait for their right context unless the stream is final
   (what upstream's ``finalize=False`` intends).
@@ -51,24 +51,30 @@ class StreamConfig:
         return SAMPLE_RATE * self.crossfade_ms // 1000
 
 
-class FrameNoise:
-    """Gaussian noise indexed by absolute mel frame: the same frames always get the same noise."""
+class PositionalNoise:
+    """Gaussian noise indexed by absolute position: the same positions always get the same noise.
 
-    BLOCK = 64
+    Used per mel frame for the flow's starting noise and per sample for the vocoder's source,
+    so that overlapping windows see identical noise where they overlap.
+    """
 
-    def __init__(self, seed: int, device: torch.device, dtype: torch.dtype) -> None:
-        self.seed, self.device, self.dtype = seed, device, dtype
+    def __init__(
+        self, seed: int, channels: int, block: int, device: torch.device, dtype: torch.dtype
+    ) -> None:
+        self.seed, self.channels, self.BLOCK = seed, channels, block
+        self.device, self.dtype = device, dtype
         self.blocks: dict[int, torch.Tensor] = {}
 
     def _block(self, index: int) -> torch.Tensor:
         if index not in self.blocks:
             gen = torch.Generator().manual_seed((self.seed * 1_000_003 + index) % 2**63)
-            block = torch.randn(1, 80, self.BLOCK, generator=gen)
+            block = torch.randn(1, self.channels, self.BLOCK, generator=gen)
             self.blocks[index] = block.to(self.device, self.dtype)
         return self.blocks[index]
 
     def frames(self, start: int, stop: int) -> torch.Tensor:
-        """Noise for frames [start, stop); negative frames belong to the voice prompt."""
+        """Noise (1, channels, stop - start) for positions [start, stop); negative ones are
+        the voice prompt's."""
         first, last = start // self.BLOCK, (stop - 1) // self.BLOCK
         joined = torch.cat([self._block(i) for i in range(first, last + 1)], dim=2)
         offset = start - first * self.BLOCK
@@ -87,15 +93,16 @@ class SineSource:
     the phase the previous window had reached there, so windows agree where they overlap.
     """
 
-    def __init__(self, hift: torch.nn.Module, seed: int) -> None:
+    def __init__(self, hift: torch.nn.Module, seed: int, device: torch.device) -> None:
         module = hift.m_source
         self.sine = module.l_sin_gen
         self.merge = module.l_linear
-        self.generator = torch.Generator().manual_seed(seed + 7)
         harmonics = self.sine.harmonic_num + 1
-        phases = torch.rand(harmonics, 1, generator=self.generator) * 2 * math.pi - math.pi
+        generator = torch.Generator().manual_seed(seed + 7)
+        phases = torch.rand(harmonics, 1, generator=generator) * 2 * math.pi - math.pi
         phases[0] = 0.0
         self.phases = phases
+        self.noise = PositionalNoise(seed + 11, harmonics, 8192, device, torch.float32)
         self.cycles: torch.Tensor | None = None  # fundamental cycles of the last window, float64
         self.cycles_start = 0
 
@@ -110,7 +117,8 @@ class SineSource:
         sine = self.sine.sine_amp * torch.sin(theta.float() + self.phases.to(device))
         voiced = (f0[0] > self.sine.voiced_threshold).float()
         noise_amp = voiced * self.sine.noise_std + (1 - voiced) * self.sine.sine_amp / 3
-        noise = torch.randn(sine.shape, generator=self.generator).to(device)
+        noise = self.noise.frames(start_sample, start_sample + f0.shape[-1])[0]
+        self.noise.forget_before(start_sample)
         excitation = sine * voiced + noise_amp * noise  # (harmonics, L)
         merged = torch.tanh(self.merge(excitation.T.to(self.merge.weight.dtype)))
         return merged.T[None]  # (1, 1, L)
@@ -134,8 +142,8 @@ class S3GenStream:
         self.lookahead = int(self.flow.pre_lookahead_len)
         self.timesteps = 2 if model.s3gen.meanflow else 10
         self.closing_tokens = [SILENCE_TOKEN] * 3 if model.variant is Variant.TURBO else []
-        self.noise = FrameNoise(config.seed, self.device, self.dtype)
-        self.source = SineSource(model.s3gen.mel2wav, config.seed)
+        self.noise = PositionalNoise(config.seed, 80, 64, self.device, self.dtype)
+        self.source = SineSource(model.s3gen.mel2wav, config.seed, self.device)
         self._prepare_prompt(voice)
         self.tokens: list[int] = []
         self.emitted = 0  # absolute samples handed out (before trims)

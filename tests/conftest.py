@@ -1,0 +1,77 @@
+"""Shared fixtures: tiny random-weight checkpoints built once per test session from the real
+upstream classes (no model mocks), and the engines that serve them."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in the suite may reach for the network
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+warnings.filterwarnings("ignore", category=UserWarning)
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+from worker.engine.loading import LoadedModel, load_model  # noqa: E402
+from worker.engine.params import SynthesisParams  # noqa: E402
+from worker.engine.pipeline import StreamingEngine, SynthesisStats  # noqa: E402
+from worker.engine.random_checkpoint import write_checkpoint  # noqa: E402
+from worker.engine.variants import Variant  # noqa: E402
+
+SAMPLE_RATE = 24000
+
+
+class Checkpoints:
+    """Builds each variant's tiny checkpoint on first use, once per session."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.built: dict[Variant, Path] = {}
+
+    def __call__(self, variant: Variant = Variant.ENGLISH) -> Path:
+        if variant not in self.built:
+            self.built[variant] = write_checkpoint(variant, "tiny", self.root / variant.value)
+        return self.built[variant]
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Checkpoints:
+    return Checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="session")
+def english_dir(checkpoints: Checkpoints) -> Path:
+    return checkpoints(Variant.ENGLISH)
+
+
+@pytest.fixture(scope="session")
+def english_model(english_dir: Path) -> LoadedModel:
+    return load_model(english_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def engine(english_model: LoadedModel) -> Iterator[StreamingEngine]:
+    engine = StreamingEngine(english_model)
+    yield engine
+    engine.close()
+
+
+async def synthesize(
+    engine: StreamingEngine, text: str, voice: object = None, **params: object
+) -> tuple[np.ndarray, list[np.ndarray], SynthesisStats]:
+    """Run one request to the end: (all PCM, the chunks, the stats)."""
+    stats = SynthesisStats()
+    chunks = [
+        c.pcm
+        async for c in await engine.synthesize(
+            text, SynthesisParams(**params), voice, stats  # type: ignore[arg-type]
+        )
+    ]
+    pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    return pcm, chunks, stats
