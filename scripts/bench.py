@@ -26,12 +26,12 @@ from typing import Any
 os.environ.setdefault("TQDM_DISABLE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from worker.engine.loading import LoadedModel, load_model  # noqa: E402
-from worker.engine.params import SynthesisParams  # noqa: E402
-from worker.engine.pipeline import StreamingEngine, SynthesisStats  # noqa: E402
-from worker.engine.variants import Variant  # noqa: E402
+from worker.engine.loading import LoadedModel, load_model
+from worker.engine.params import SynthesisParams
+from worker.engine.pipeline import StreamingEngine, SynthesisStats
+from worker.engine.variants import Variant
 
 TEXT = (
     "Streaming speech should start at once. The listener hears the first words while the rest "
@@ -146,7 +146,9 @@ async def main() -> None:
     args = parser.parse_args()
     model = load_model(args.model_path, device=args.device, dtype=args.dtype)
     if model.variant is not Variant.ENGLISH:
-        raise SystemExit("bench.py compares against upstream's English path: use a chatterbox checkpoint")
+        raise SystemExit(
+            "bench.py compares against upstream's English path: use a chatterbox checkpoint"
+        )
     mask_invalid_tokens(model)
     engine = StreamingEngine(model)
     await run_ours(engine, 30, 0)  # warm-up both paths once

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker.engine.random_checkpoint import write_checkpoint  # noqa: E402
-from worker.engine.variants import Variant  # noqa: E402
+from worker.engine.random_checkpoint import write_checkpoint
+from worker.engine.variants import Variant
 
 
 def main() -> None:
@@ -28,8 +28,10 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     out = write_checkpoint(Variant(args.variant), args.size, args.out_dir, seed=args.seed)
-    print(f"wrote {args.size} random {args.variant} checkpoint to {out} "
-          f"in {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote {args.size} random {args.variant} checkpoint to {out} "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
 
 
 if __name__ == "__main__":

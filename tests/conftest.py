@@ -70,7 +70,10 @@ async def synthesize(
     chunks = [
         c.pcm
         async for c in await engine.synthesize(
-            text, SynthesisParams(**params), voice, stats  # type: ignore[arg-type]
+            text,
+            SynthesisParams(**params),
+            voice,
+            stats,  # type: ignore[arg-type]
         )
     ]
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)

@@ -77,20 +77,26 @@ def test_joins_have_no_seam(english_model: LoadedModel) -> None:
     tokens = speech_tokens(english_model, 200)
     pcm, joins = decode(english_model, tokens, 35, StreamConfig(seed=5))
     worst, baseline = seam_report(pcm, joins)
-    assert worst <= baseline, f"a join jumps {worst:.1f}x its surroundings (elsewhere {baseline:.1f}x)"
+    assert worst <= baseline, (
+        f"a join jumps {worst:.1f}x its surroundings (elsewhere {baseline:.1f}x)"
+    )
 
 
 def test_seam_measure_flags_a_hard_cut(english_model: LoadedModel) -> None:
     # The measure above must be able to fail: windows decoded with no shared context and
     # butted together without a crossfade do click.
     tokens = speech_tokens(english_model, 200)
-    pcm, joins = decode(english_model, tokens, 35, StreamConfig(seed=5, overlap="zero", crossfade_ms=0))
+    pcm, joins = decode(
+        english_model, tokens, 35, StreamConfig(seed=5, overlap="zero", crossfade_ms=0)
+    )
     worst, baseline = seam_report(pcm, joins)
     assert worst > baseline
 
 
 async def test_first_audio_arrives_before_the_last_token(engine: StreamingEngine) -> None:
-    pcm, chunks, stats = await synthesize(engine, THREE_SENTENCES, seed=3, text_processing_chunk_size=30)
+    _, chunks, stats = await synthesize(
+        engine, THREE_SENTENCES, seed=3, text_processing_chunk_size=30
+    )
     assert stats.text_chunks == 3
     assert len(chunks) >= 3
     assert stats.first_audio is not None and stats.last_token is not None

@@ -28,7 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m worker.synthesize", description=__doc__)
     parser.add_argument("--text", required=True)
     parser.add_argument("--out", required=True, type=Path, help="output .wav (24 kHz mono)")
-    parser.add_argument("--voice", type=Path, help="reference clip (wav/mp3/flac/ogg/m4a) or conds .pt")
+    parser.add_argument(
+        "--voice", type=Path, help="reference clip (wav/mp3/flac/ogg/m4a) or conds .pt"
+    )
     parser.add_argument("--model-path", help="checkpoint directory (default: MODEL_PATH)")
     parser.add_argument("--variant", help="chatterbox | chatterbox-turbo | chatterbox-multilingual")
     parser.add_argument("--device", help="auto | cpu | cuda:N (default: DEVICE)")
@@ -45,7 +47,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]
     # Imported here so that --help and argument errors answer without loading torch.
     from .engine.conditioning import VoiceConditioning, compute_conditioning, load_reference
     from .engine.loading import load_model
-    from .engine.pipeline import StreamingEngine, SynthesisStats
+    from .engine.pipeline import QueueBounds, StreamingEngine, SynthesisStats
 
     params = settings.synthesis_defaults(
         language=args.language, seed=args.seed, exaggeration=args.exaggeration,
@@ -62,7 +64,10 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]
         voice = VoiceConditioning.load(args.voice, model.device)
     elif args.voice:
         voice = compute_conditioning(model, load_reference(args.voice), 24000, params.exaggeration)
-    engine = StreamingEngine(model)
+    bounds = QueueBounds(
+        settings.tts_speech_token_queue_max_size, settings.tts_pcm_chunk_queue_max_size
+    )
+    engine = StreamingEngine(model, bounds)
     stats = SynthesisStats()
     chunks = await engine.synthesize(args.text, params, voice, stats)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +95,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"), format="%(message)s")
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(message)s")
     try:
         settings = Settings()
         report = asyncio.run(run(args, settings))
@@ -108,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"wrote {report['audio_s']} s to {args.out} (first audio after {report['ttfa_ms']} ms)")
+        print(
+            f"wrote {report['audio_s']} s to {args.out} (first audio after {report['ttfa_ms']} ms)"
+        )
     return 0
 
 

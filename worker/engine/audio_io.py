@@ -19,7 +19,7 @@ from .errors import AudioDecodeError
 def decode_audio(source: str | Path | BinaryIO, sample_rate: int) -> np.ndarray:
     """Decode the first audio stream of ``source`` to mono float32 at ``sample_rate``."""
     try:
-        with av.open(source if not isinstance(source, Path) else str(source)) as container:
+        with av.open(str(source) if isinstance(source, Path) else source, mode="r") as container:
             if not container.streams.audio:
                 raise AudioDecodeError(f"{_name(source)} has no audio stream")
             stream = container.streams.audio[0]

@@ -69,8 +69,9 @@ class VoiceConditioning:
         return T3Cond(
             speaker_emb=base.speaker_emb.to(dtype),
             cond_prompt_speech_tokens=base.cond_prompt_speech_tokens,
-            emotion_adv=torch.full((1, 1, 1), float(exaggeration), device=base.speaker_emb.device)
-            .to(dtype),
+            emotion_adv=torch.full(
+                (1, 1, 1), float(exaggeration), device=base.speaker_emb.device
+            ).to(dtype),
         )
 
 
@@ -117,7 +118,9 @@ def compute_conditioning(
     return VoiceConditioning(t3, gen)
 
 
-def _normalize_loudness(wav: np.ndarray, sample_rate: int, target_lufs: float = -27.0) -> np.ndarray:
+def _normalize_loudness(
+    wav: np.ndarray, sample_rate: int, target_lufs: float = -27.0
+) -> np.ndarray:
     """Turbo's reference loudness normalisation (upstream ``norm_loudness``)."""
     import pyloudnorm
 

@@ -59,7 +59,7 @@ class LoadedModel:
 
 
 def pick_device(requested: str | None = None, index: int = 0) -> torch.device:
-    """``requested`` when given ('cpu', 'cuda:1' ...), else cuda:index when CUDA exists, else cpu."""
+    """``requested`` if given ('cpu', 'cuda:1' ...), else cuda:index if CUDA exists, else cpu."""
     if requested and requested != "auto":
         return torch.device(requested)
     if torch.cuda.is_available():
@@ -91,7 +91,9 @@ def _from_hub(variant: Variant, model_path: Path | None, local_missing: list[str
         try:
             path = snapshot_download(files.repo_id, allow_patterns=patterns, local_files_only=True)
         except Exception:
-            log.info("Downloading %s from the Hugging Face Hub into %s", files.repo_id, HF_HUB_CACHE)
+            log.info(
+                "Downloading %s from the Hugging Face Hub into %s", files.repo_id, HF_HUB_CACHE
+            )
             path = snapshot_download(files.repo_id, allow_patterns=patterns)
     except Exception as error:
         raise ModelNotFoundError(

@@ -20,20 +20,28 @@ class SynthesisParams(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
     exaggeration: float = Field(
-        0.5, ge=0.0, le=2.0,
+        0.5,
+        ge=0.0,
+        le=2.0,
         validation_alias=AliasChoices("exaggeration", "voice_exaggeration_factor"),
     )
     cfg_weight: float = Field(
-        0.5, ge=0.0, le=5.0,
+        0.5,
+        ge=0.0,
+        le=5.0,
         validation_alias=AliasChoices("cfg_weight", "cfg_guidance_weight"),
     )
     temperature: float = Field(
-        0.8, ge=0.0, le=5.0,
+        0.8,
+        ge=0.0,
+        le=5.0,
         validation_alias=AliasChoices("temperature", "synthesis_temperature"),
     )
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    min_p: float = Field(0.05, ge=0.0, le=1.0)
-    repetition_penalty: float = Field(1.2, ge=1.0, le=5.0)
+    # None: the variant's upstream default (see t3_stream.VARIANT_SAMPLING).
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    top_k: int | None = Field(None, ge=0, le=10000)
+    min_p: float | None = Field(None, ge=0.0, le=1.0)
+    repetition_penalty: float | None = Field(None, ge=1.0, le=5.0)
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     language: str | None = Field(None, min_length=2, max_length=8)
     text_processing_chunk_size: int = Field(150, ge=20, le=2000)

@@ -4,8 +4,8 @@ Upstream has no streaming path (``flow.inference(finalize=False)`` crashes) and 
 whole prefix per slice is quadratic. Each :meth:`S3GenStream.push` here decodes one *window*:
 the voice prompt, a bounded left context of already emitted tokens, and the new tokens.
 
-- Noise is fixed per absolute mel frame and vocoder sample (:class:`PositionalNoise`), so overlapping windows start
-  their flow from the same noise where they overlap, and a seed reproduces the audio.
+- Noise is fixed per absolute mel frame and vocoder sample (:class:`PositionalNoise`), so
+  overlapping windows see the same noise where they overlap, and a seed reproduces the audio.
 - The last ``pre_lookahead_len`` tokens wait for their right context unless the stream is final
   (what upstream's ``finalize=False`` intends).
 - The vocoder's sine source keeps its phase continuous across windows (:class:`SineSource`).
@@ -14,11 +14,13 @@ the voice prompt, a bounded left context of already emitted tokens, and the new 
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from chatterbox.models.s3gen.hifigan import HiFTGenerator
 
 from .conditioning import VoiceConditioning
 from .loading import LoadedModel
@@ -30,7 +32,9 @@ MEL_PER_TOKEN = 2
 SAMPLES_PER_MEL = 480
 SAMPLES_PER_TOKEN = MEL_PER_TOKEN * SAMPLES_PER_MEL
 CONTEXT_TOKENS = 12  # left context re-decoded with each window ("full" overlap): 480 ms
-EDGE_SAMPLES = 2 * SAMPLES_PER_MEL  # right-edge vocoder samples never emitted before the next window
+EDGE_SAMPLES = (
+    2 * SAMPLES_PER_MEL
+)  # right-edge vocoder samples never emitted before the next window
 SILENCE_TOKEN = 4299  # upstream Turbo ends every utterance with three of these
 
 
@@ -93,7 +97,7 @@ class SineSource:
     the phase the previous window had reached there, so windows agree where they overlap.
     """
 
-    def __init__(self, hift: torch.nn.Module, seed: int, device: torch.device) -> None:
+    def __init__(self, hift: HiFTGenerator, seed: int, device: torch.device) -> None:
         module = hift.m_source
         self.sine = module.l_sin_gen
         self.merge = module.l_linear
@@ -107,7 +111,7 @@ class SineSource:
         self.cycles_start = 0
 
     def __call__(self, f0: torch.Tensor, start_sample: int) -> torch.Tensor:
-        """Excitation (1, 1, L) for upsampled F0 (1, 1, L) whose first sample is ``start_sample``."""
+        """Excitation (1, 1, L) for upsampled F0 (1, 1, L) starting at sample ``start_sample``."""
         device = f0.device
         increments = f0[0, 0].double() / self.sine.sampling_rate
         cycles = self._phase_at(start_sample) + torch.cumsum(increments, dim=0)
@@ -161,7 +165,9 @@ class S3GenStream:
         self.prompt_tokens = gen["prompt_token"].to(self.device, torch.long).reshape(1, -1)
         self.prompt_feat = gen["prompt_feat"].to(self.device, self.dtype).reshape(1, -1, 80)
         embedding = torch.atleast_2d(gen["embedding"]).to(self.device, self.dtype)
-        self.speaker = self.flow.spk_embed_affine_layer(torch.nn.functional.normalize(embedding, dim=1))
+        self.speaker = self.flow.spk_embed_affine_layer(
+            torch.nn.functional.normalize(embedding, dim=1)
+        )
         frames = self.prompt_feat.shape[1]
         self.prompt_noise = self.noise.frames(-frames - self.noise.BLOCK, -self.noise.BLOCK)
 
@@ -182,7 +188,10 @@ class S3GenStream:
             self.finished = True
         if final and stable * SAMPLES_PER_TOKEN <= self.emitted + len(self.tail):
             return self._finish(self.tail)
-        if not final and stable * SAMPLES_PER_TOKEN - EDGE_SAMPLES - self.config.crossfade <= self.emitted:
+        if (
+            not final
+            and stable * SAMPLES_PER_TOKEN - EDGE_SAMPLES - self.config.crossfade <= self.emitted
+        ):
             return np.zeros(0, dtype=np.float32)
         start = max(0, self.emitted // SAMPLES_PER_TOKEN - self.config.context_tokens)
         wav = self._decode(start, stable)
@@ -259,9 +268,11 @@ class S3GenStream:
         t_span = torch.linspace(0, 1, self.timesteps + 1, device=mu.device, dtype=mu.dtype)
         if not self.s3gen.meanflow:
             t_span = 1 - torch.cos(t_span * 0.5 * math.pi)
-            return decoder.solve_euler(z, t_span=t_span, mu=mu, mask=mask, spks=self.speaker, cond=cond)
+            return decoder.solve_euler(
+                z, t_span=t_span, mu=mu, mask=mask, spks=self.speaker, cond=cond
+            )
         x = z
-        for t, r in zip(t_span[:-1], t_span[1:], strict=True):
+        for t, r in itertools.pairwise(t_span):
             velocity = decoder.estimator.forward(
                 x, mask=mask, mu=mu, t=t[None], spks=self.speaker, cond=cond, r=r[None]
             )

@@ -1,6 +1,7 @@
 """Next-token sampling for T3: the same processors as upstream, on tensors, with no CPU sync.
 
-Order as in upstream ``T3.inference``: repetition penalty, temperature, min_p, top_p, then a
+Order as in upstream ``T3.inference``: repetition penalty, temperature, (Turbo's top_k), min_p,
+top_p, then a
 multinomial draw from a per-request ``torch.Generator`` (so ``seed`` reproduces a request even
 while other requests share the process).
 """
@@ -18,9 +19,12 @@ class SamplingConfig:
     top_p: float
     min_p: float
     repetition_penalty: float
+    top_k: int = 0
 
 
-def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+def apply_repetition_penalty(
+    logits: torch.Tensor, seen: torch.Tensor, penalty: float
+) -> torch.Tensor:
     """Divide positive (multiply negative) logits of already generated tokens by ``penalty``.
 
     ``seen`` is a (1, vocab) boolean mask of tokens generated so far.
@@ -42,6 +46,9 @@ def sample_next(
     if config.temperature <= 1e-4:
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits / config.temperature
+    if 0 < config.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, config.top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, -float("inf"))
     probs = torch.softmax(logits, dim=-1)
     if config.min_p > 0.0:
         threshold = probs.max(dim=-1, keepdim=True).values * config.min_p

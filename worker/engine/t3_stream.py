@@ -24,6 +24,27 @@ SPEECH_VOCAB = 6561  # valid S3 speech tokens are < 6561
 TOKENS_PER_SECOND = 25
 SLOWEST_CHARS_PER_SECOND = 8.0
 
+# Upstream generate() defaults per variant: (top_p, top_k, min_p, repetition_penalty).
+VARIANT_SAMPLING: dict[Variant, tuple[float, int, float, float]] = {
+    Variant.ENGLISH: (1.0, 0, 0.05, 1.2),
+    Variant.TURBO: (0.95, 1000, 0.0, 1.2),
+    Variant.MULTILINGUAL: (1.0, 0, 0.05, 2.0),
+}
+
+
+def sampling_config(variant: Variant, params: SynthesisParams) -> SamplingConfig:
+    """The request's sampling settings, the variant's upstream defaults where it gave none."""
+    top_p, top_k, min_p, penalty = VARIANT_SAMPLING[variant]
+    return SamplingConfig(
+        temperature=params.temperature,
+        top_p=top_p if params.top_p is None else params.top_p,
+        top_k=top_k if params.top_k is None else params.top_k,
+        min_p=min_p if params.min_p is None else params.min_p,
+        repetition_penalty=penalty
+        if params.repetition_penalty is None
+        else params.repetition_penalty,
+    )
+
 
 def token_budget(text: str, model_limit: int) -> int:
     """Most speech tokens a text may take: 1 s plus 1 s per 8 characters (slow speech).
@@ -51,9 +72,7 @@ class T3Stream:
         self.cfg_weight = 0.0 if self.is_turbo else params.cfg_weight
         self.batch = 2 if self.cfg_weight > 0 else 1
         self.generator = generator
-        self.sampling = SamplingConfig(
-            params.temperature, params.top_p, params.min_p, params.repetition_penalty
-        )
+        self.sampling = sampling_config(model.variant, params)
         limit = self.hp.max_speech_tokens - 4
         self.budget = min(params.fixed_token_count or token_budget(text, limit), limit)
         self.ignore_eos = params.fixed_token_count is not None
@@ -81,7 +100,9 @@ class T3Stream:
             text = F.pad(text, (1, 0), value=self.hp.start_text_token)
             text = F.pad(text, (0, 1), value=self.hp.stop_text_token)
         text = text.expand(self.batch, -1)
-        bos = torch.full((self.batch, 1), self.hp.start_speech_token, dtype=torch.long, device=device)
+        bos = torch.full(
+            (self.batch, 1), self.hp.start_speech_token, dtype=torch.long, device=device
+        )
         embeds, _ = self.t3.prepare_input_embeds(
             t3_cond=cond, text_tokens=text, speech_tokens=bos, cfg_weight=self.cfg_weight
         )

@@ -1,0 +1,79 @@
+"""The command-line tools, run as a user runs them: in their own processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, timeout: int = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_synthesize_streams_to_a_wav_and_reports_json(english_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "hello.wav"
+    result = run(
+        "-m", "worker.synthesize", "--text", "Hello there. How are you?",
+        "--model-path", str(english_dir), "--out", str(out), "--json", "--seed", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"ttfa_ms", "total_ms", "audio_s", "chunks", "model", "weights"} <= report.keys()
+    assert report["weights"] == "random weights" and report["model"] == "chatterbox"
+    assert 0 < report["ttfa_ms"] <= report["total_ms"]
+    with wave.open(str(out)) as wav:
+        assert wav.getframerate() == 24000 and wav.getnchannels() == 1
+        assert abs(wav.getnframes() / 24000 - report["audio_s"]) < 0.01
+
+
+def test_bad_input_is_one_line_without_a_traceback(english_dir: Path, tmp_path: Path) -> None:
+    result = run(
+        "-m", "worker.synthesize", "--text", "   ", "--model-path", str(english_dir),
+        "--out", str(tmp_path / "x.wav"),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "text is empty" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_weights_offline_say_what_to_do(tmp_path: Path) -> None:
+    result = run(
+        "-m", "worker.synthesize", "--text", "Hi.", "--model-path", str(tmp_path / "none"),
+        "--out", str(tmp_path / "x.wav"),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "No chatterbox weights found" in result.stderr and "Fix:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_make_random_checkpoint_writes_a_loadable_directory(tmp_path: Path) -> None:
+    out = tmp_path / "turbo"
+    result = run(
+        "scripts/make_random_checkpoint.py", "--variant", "chatterbox-turbo", "--size", "tiny",
+        str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    marker = json.loads((out / "random_weights.json").read_text())
+    assert marker["random_weights"] is True and marker["variant"] == "chatterbox-turbo"
+    assert not [p for p in tmp_path.iterdir() if p.name != "turbo"], "no staging dir left"
+
+
+def test_bench_compares_both_paths_on_the_same_tokens(english_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = run(
+        "scripts/bench.py", "--model-path", str(english_dir), "--tokens", "40", "--runs", "1",
+        "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["upstream_s3gen_tokens"] == [40]
+    assert report["ours_streaming"]["audio_s"] == report["upstream_non_streaming"]["audio_s"] == 1.6
+    assert report["ratios"]["ours_ttfa_over_ours_total"] < 1.0

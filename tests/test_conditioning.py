@@ -1,0 +1,85 @@
+"""Voice conditioning from reference clips of every supported format, saved and reloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.audio_files import write_audio
+from tests.conftest import synthesize
+from worker.engine.audio_io import decode_audio
+from worker.engine.conditioning import VoiceConditioning, compute_conditioning, load_reference
+from worker.engine.errors import AudioDecodeError, InvalidRequestError
+from worker.engine.loading import LoadedModel
+from worker.engine.pipeline import StreamingEngine
+from worker.engine.random_checkpoint import reference_clip
+
+
+@pytest.fixture(scope="module")
+def clip() -> np.ndarray:
+    return reference_clip(6.0, 24000, seed=3)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".mp3", ".flac", ".ogg", ".m4a"])
+def test_every_reference_format_decodes(tmp_path: Path, clip: np.ndarray, suffix: str) -> None:
+    path = write_audio(tmp_path / f"voice{suffix}", clip, 24000)
+    decoded = load_reference(path)
+    assert abs(len(decoded) - len(clip)) < 0.1 * 24000  # codec padding stays under 100 ms
+    assert np.sqrt(np.mean(decoded**2)) > 0.5 * np.sqrt(np.mean(clip**2))
+
+
+def test_conditioning_saved_and_loaded_is_identical(
+    english_model: LoadedModel, clip: np.ndarray, tmp_path: Path
+) -> None:
+    voice = compute_conditioning(english_model, clip, 24000, exaggeration=0.7)
+    voice.save(tmp_path / "voice.pt")
+    loaded = VoiceConditioning.load(tmp_path / "voice.pt")
+    for key, value in voice.t3.__dict__.items():
+        other = getattr(loaded.t3, key)
+        assert (value is None and other is None) or torch.equal(value, other), key
+    assert voice.gen.keys() == loaded.gen.keys()
+    for key, value in voice.gen.items():
+        assert value is None or torch.equal(value, loaded.gen[key]), key
+    assert not list(tmp_path.glob("voice.pt.*")), "no temporary file is left behind"
+
+
+def test_conditioning_has_what_the_model_needs(
+    english_model: LoadedModel, clip: np.ndarray
+) -> None:
+    voice = compute_conditioning(english_model, clip, 24000)
+    assert voice.t3.speaker_emb.shape == (1, 256)
+    assert voice.t3.cond_prompt_speech_tokens.shape == (1, 150)
+    assert voice.gen["prompt_feat"].shape[1] == 2 * voice.gen["prompt_token"].shape[1]
+    assert voice.gen["embedding"].shape == (1, 192)
+
+
+def test_same_clip_same_conditioning(english_model: LoadedModel, clip: np.ndarray) -> None:
+    a = compute_conditioning(english_model, clip, 24000)
+    b = compute_conditioning(english_model, clip, 24000)
+    assert torch.equal(a.gen["prompt_token"], b.gen["prompt_token"])
+    assert torch.allclose(a.t3.speaker_emb, b.t3.speaker_emb)
+
+
+async def test_a_cloned_voice_speaks(
+    engine: StreamingEngine, english_model: LoadedModel, clip: np.ndarray
+) -> None:
+    voice = compute_conditioning(english_model, clip, 24000)
+    pcm, _, stats = await synthesize(engine, "Speaking with a new voice.", voice, seed=1)
+    builtin, _, _ = await synthesize(engine, "Speaking with a new voice.", None, seed=1)
+    assert stats.speech_tokens > 0 and len(pcm) > 0
+    assert len(pcm) != len(builtin) or not np.allclose(pcm, builtin)
+
+
+def test_a_clip_that_is_not_audio_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.wav"
+    path.write_text("this is not audio at all")
+    with pytest.raises(AudioDecodeError):
+        decode_audio(path, 24000)
+
+
+def test_a_too_short_clip_is_refused(english_model: LoadedModel) -> None:
+    with pytest.raises(InvalidRequestError):
+        compute_conditioning(english_model, np.zeros(2400, dtype=np.float32), 24000)

@@ -1,0 +1,62 @@
+"""Turbo and multilingual stream too, each from its own tiny checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.conftest import Checkpoints, synthesize
+from worker.engine.conditioning import compute_conditioning
+from worker.engine.errors import InvalidRequestError
+from worker.engine.loading import load_model
+from worker.engine.params import SynthesisParams
+from worker.engine.pipeline import StreamingEngine
+from worker.engine.random_checkpoint import reference_clip
+from worker.engine.t3_stream import T3Stream
+from worker.engine.variants import Variant
+
+
+async def test_turbo_streams_and_ends_with_silence_tokens(checkpoints: Checkpoints) -> None:
+    model = load_model(checkpoints(Variant.TURBO), device="cpu")
+    assert model.variant is Variant.TURBO and model.random_weights
+    engine = StreamingEngine(model)
+    try:
+        pcm, chunks, stats = await synthesize(
+            engine, "Turbo speaks quickly. Then it stops.", seed=1
+        )
+    finally:
+        engine.close()
+    assert len(chunks) >= 2
+    assert len(pcm) == (stats.speech_tokens + 3) * 960  # upstream's three closing silence tokens
+
+
+def test_turbo_needs_more_than_five_seconds_of_reference(checkpoints: Checkpoints) -> None:
+    model = load_model(checkpoints(Variant.TURBO), device="cpu")
+    with pytest.raises(InvalidRequestError, match="longer than 5 s"):
+        compute_conditioning(model, reference_clip(4.0), 24000)
+    voice = compute_conditioning(model, reference_clip(7.0), 24000)
+    assert voice.t3.cond_prompt_speech_tokens.shape[1] <= 375
+
+
+async def test_multilingual_speaks_the_language_asked_for(checkpoints: Checkpoints) -> None:
+    model = load_model(checkpoints(Variant.MULTILINGUAL), device="cpu")
+    engine = StreamingEngine(model)
+    try:
+        french, _, _ = await synthesize(engine, "Bonjour à tous.", seed=1, language="fr")
+        for language in (None, "xx"):
+            with pytest.raises(InvalidRequestError) as error:
+                await engine.synthesize("Bonjour", SynthesisParams(language=language))
+            assert error.value.field == "language"
+    finally:
+        engine.close()
+    assert len(french) > 0
+    # The language token reaches T3: its first-step logits differ between languages.
+    assert model.builtin_voice is not None
+    logits = [
+        T3Stream(
+            model, model.builtin_voice.t3_cond_for(0.5, model.dtype), "Bonjour à tous.",
+            SynthesisParams(language=language), None,
+        ).logits
+        for language in ("fr", "de")
+    ]  # fmt: skip
+    assert not torch.allclose(logits[0], logits[1])
