@@ -12,8 +12,8 @@ from tests.conftest import SAMPLE_RATE, synthesize
 from worker.engine.errors import InvalidRequestError
 from worker.engine.loading import LoadedModel
 from worker.engine.params import SynthesisParams
-from worker.engine.pipeline import StreamingEngine
-from worker.engine.s3gen_stream import S3GenStream, StreamConfig
+from worker.engine.pipeline import MAX_WINDOW_GROWTH, StreamingEngine, window_size
+from worker.engine.s3gen_stream import CONTEXT_TOKENS, S3GenStream, StreamConfig
 from worker.engine.t3_stream import T3Stream
 
 THREE_SENTENCES = "The sun rose over the hills. Birds began to sing. A new day had started."
@@ -190,8 +190,9 @@ async def test_long_text_is_chunked_with_bounded_windows(
     assert stats.text_chunks >= 5000 // 150
     assert stats.speech_tokens == 3 * stats.text_chunks
     assert len(pcm) == stats.speech_tokens * 960
-    # Cost per window stays bounded however long the text: context + slice + lookahead.
-    assert max(windows) <= 12 + 12 + 3 + 12
+    # Cost per window stays bounded however long the text: left context, the largest window,
+    # the held-back lookahead and one T3 slice of overshoot.
+    assert max(windows) <= CONTEXT_TOKENS + MAX_WINDOW_GROWTH * 12 + 3 + 3
 
 
 async def test_abandoning_a_stream_stops_it(engine: StreamingEngine) -> None:
@@ -208,3 +209,9 @@ async def test_a_request_shorter_than_the_first_slice_finishes(engine: Streaming
     run = synthesize(engine, "Hi.", seed=1, fixed_token_count=5)
     pcm, _, stats = await asyncio.wait_for(run, timeout=120)
     assert stats.speech_tokens == 5 and len(pcm) == 5 * 960
+
+
+def test_windows_grow_on_a_fixed_schedule() -> None:
+    params = SynthesisParams(audio_tokens_per_slice=35)
+    assert [window_size(params, k) for k in range(8)] == [16, 35, 35, 70, 70, 140, 140, 140]
+    assert window_size(SynthesisParams(audio_tokens_per_slice=10), 0) == 10

@@ -35,12 +35,27 @@ T = TypeVar("T")
 _END = object()
 # The first slice is short so audio starts early; later slices use audio_tokens_per_slice.
 FIRST_SLICE_TOKENS = 16
+MAX_WINDOW_GROWTH = 4
 
 
 def slice_size(params: SynthesisParams, emitted_any: bool) -> int:
     if emitted_any:
         return params.audio_tokens_per_slice
     return min(params.audio_tokens_per_slice, FIRST_SLICE_TOKENS)
+
+
+def window_size(params: SynthesisParams, window: int) -> int:
+    """Tokens that S3Gen waits for before decoding window number ``window`` (from 0).
+
+    Every window re-encodes the whole voice prompt (up to 10 s), a fixed cost per window. Once
+    audio is flowing, playback has a growing lead, so windows double every two (up to 4x
+    ``audio_tokens_per_slice``) and that cost is paid less often: 16, 35, 35, 70, 70, 140 ...
+    The schedule depends on counts only, never on timing, so a seed reproduces the audio.
+    """
+    if window == 0:
+        return slice_size(params, emitted_any=False)
+    growth = min(2 ** ((window - 1) // 2), MAX_WINDOW_GROWTH)
+    return params.audio_tokens_per_slice * growth
 
 
 @dataclass
@@ -194,9 +209,9 @@ class StreamingEngine:
                     stats.speech_tokens += len(slice_)
                     if slice_:
                         await out.put(slice_)
-                    # Once S3Gen has its first slice, it gets the device to itself until the
-                    # first audio is out: time to first audio matters more than T3 running ahead.
-                    if stats.speech_tokens >= slice_size(params, emitted_any=False):
+                    # Once S3Gen has its first window's tokens, it gets the device to itself until
+                    # the first audio is out: time to first audio matters more than T3 running ahead.
+                    if stats.speech_tokens >= window_size(params, 0):
                         await first_audio.wait()
             stats.last_token = time.perf_counter()
             await out.put(_END)
@@ -227,7 +242,7 @@ class StreamingEngine:
             # Windows fall at fixed token counts, never where timing happens to put them, so
             # a seed reproduces a request exactly, alone or beside others.
             while not self._take(await tokens.get(), pending):
-                if stream.pending_tokens + len(pending) >= slice_size(params, stream.emitted > 0):
+                if stream.pending_tokens + len(pending) >= window_size(params, stream.windows):
                     await self._put_audio(out, await self._run(stream.push, pending))
                     pending = []
                     if stream.emitted > 0:

@@ -151,6 +151,7 @@ class S3GenStream:
         self._prepare_prompt(voice)
         self.tokens: list[int] = []
         self.emitted = 0  # absolute samples handed out (before trims)
+        self.windows = 0  # windows decoded so far
         self.tail = np.zeros(0, dtype=np.float32)  # held-back samples [emitted, emitted + len)
         self.finished = False
         self.trim_fade = model.s3gen.trim_fade.detach().cpu().numpy()
@@ -194,6 +195,7 @@ class S3GenStream:
         ):
             return np.zeros(0, dtype=np.float32)
         start = max(0, self.emitted // SAMPLES_PER_TOKEN - self.config.context_tokens)
+        self.windows += 1
         wav = self._decode(start, stable)
         fresh = wav[self.emitted - start * SAMPLES_PER_TOKEN :]
         fresh = self._crossfade(fresh)
