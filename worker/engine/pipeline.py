@@ -209,8 +209,8 @@ class StreamingEngine:
                     stats.speech_tokens += len(slice_)
                     if slice_:
                         await out.put(slice_)
-                    # Once S3Gen has its first window's tokens, it gets the device to itself until
-                    # the first audio is out: time to first audio matters more than T3 running ahead.
+                    # Once S3Gen has its first window's tokens, it has the device to itself until
+                    # the first audio is out: first audio matters more than T3 running ahead.
                     if stats.speech_tokens >= window_size(params, 0):
                         await first_audio.wait()
             stats.last_token = time.perf_counter()
