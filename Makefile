@@ -4,7 +4,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else bootstrapped into .cache/uv (a venv of its own: works where pip refuses
+# --user installs, e.g. on an externally managed system Python).
+UV := $(shell command -v uv 2>/dev/null || echo .cache/uv/bin/uv)
 STAMP := $(VENV)/.installed
 TINY_CKPT ?= .cache/checkpoints/chatterbox-tiny
 
@@ -13,7 +15,8 @@ TINY_CKPT ?= .cache/checkpoints/chatterbox-tiny
 install: $(STAMP)
 
 $(UV):
-	$(PYTHON) -m pip install --user --quiet uv
+	$(PYTHON) -m venv .cache/uv
+	.cache/uv/bin/python -m pip install --quiet uv
 
 $(STAMP): requirements.lock | $(UV)
 	@test -x $(BIN)/python || $(UV) venv --python $(PYTHON) $(VENV)

@@ -6,7 +6,7 @@ tokens (random weights never say EOS, so the count is fixed). Upstream's path is
 ``punc_norm`` -> tokenizer -> ``T3.inference`` -> drop invalid tokens -> ``S3Gen.inference``.
 Its Perth watermark is left out on both sides (the engine does not watermark).
 
-    python scripts/bench.py --model-path DIR [--tokens 150] [--runs 3] [--out result.json]
+    python scripts/bench.py --model-path DIR [--tokens 250] [--runs 3] [--out result.json]
 """
 
 from __future__ import annotations
@@ -140,7 +140,8 @@ async def main() -> None:
     parser.add_argument("--model-path", required=True)
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--tokens", type=int, default=150)
+    # 250 tokens = 10 s of audio, about how long the three sentences of TEXT take to say.
+    parser.add_argument("--tokens", type=int, default=250)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
