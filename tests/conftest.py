@@ -8,21 +8,17 @@ import os
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in the suite may reach for the network
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-warnings.filterwarnings("ignore", category=UserWarning)
-warnings.filterwarnings("ignore", category=FutureWarning)
-
-from worker.engine.loading import LoadedModel, load_model  # noqa: E402
-from worker.engine.params import SynthesisParams  # noqa: E402
-from worker.engine.pipeline import StreamingEngine, SynthesisStats  # noqa: E402
-from worker.engine.random_checkpoint import write_checkpoint  # noqa: E402
-from worker.engine.variants import Variant  # noqa: E402
+from worker.engine.loading import LoadedModel, load_model
+from worker.engine.params import SynthesisParams
+from worker.engine.pipeline import StreamingEngine, SynthesisStats
+from worker.engine.random_checkpoint import write_checkpoint
+from worker.engine.variants import Variant
 
 SAMPLE_RATE = 24000
 
