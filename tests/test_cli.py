@@ -12,8 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(*args: str, timeout: int = 240) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout: int = 240, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT)}
+    env.update(extra_env)
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -77,3 +78,22 @@ def test_bench_compares_both_paths_on_the_same_tokens(english_dir: Path, tmp_pat
     assert report["upstream_s3gen_tokens"] == [40]
     assert report["ours_streaming"]["audio_s"] == report["upstream_non_streaming"]["audio_s"] == 1.6
     assert report["ratios"]["ours_ttfa_over_ours_total"] < 1.0
+
+
+def test_a_bad_setting_names_the_variable(english_dir: Path, tmp_path: Path) -> None:
+    out = str(tmp_path / "x.wav")
+    result = run(
+        "-m", "worker.synthesize", "--text", "Hi.", "--out", out, TTS_AUDIO_TOKENS_PER_SLICE="lots"
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "TTS_AUDIO_TOKENS_PER_SLICE" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_light_modules_do_not_import_torch() -> None:
+    # The master process reads settings and validates requests without loading torch.
+    code = (
+        "import sys; import worker.settings, worker.engine.params, worker.engine.text, "
+        "worker.engine.variants; assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    result = run("-c", code, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -93,15 +93,27 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]
     }
 
 
+def describe(error: ValidationError, upper: bool) -> str:
+    """'NAME: problem' for each invalid field (environment variables in upper case)."""
+    parts = []
+    for item in error.errors():
+        name = ".".join(map(str, item["loc"]))
+        parts.append(f"{name.upper() if upper else name}: {item['msg']}")
+    return "; ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(message)s")
     try:
         settings = Settings()
+    except ValidationError as error:
+        print(f"error: invalid environment: {describe(error, upper=True)}", file=sys.stderr)
+        return 2
+    try:
         report = asyncio.run(run(args, settings))
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        print(f"error: invalid setting or parameter: {problems}", file=sys.stderr)
+        print(f"error: invalid parameter: {describe(error, upper=False)}", file=sys.stderr)
         return 2
     except Exception as error:
         from .engine.errors import EngineError, InvalidRequestError

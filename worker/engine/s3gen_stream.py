@@ -226,10 +226,10 @@ class S3GenStream:
             cut = min(self._lead_left, len(pcm))
             pcm, self._lead_left = pcm[cut:], self._lead_left - cut
         if self._trail:
+            # Hold back the last ``_trail`` samples: they are dropped if the stream ends here.
             joined = np.concatenate([self._trail_buffer, pcm])
-            pcm, self._trail_buffer = joined[: -self._trail], joined[-self._trail :]
-            if len(joined) < self._trail:
-                pcm, self._trail_buffer = joined[:0], joined
+            cut = max(0, len(joined) - self._trail)
+            pcm, self._trail_buffer = joined[:cut], joined[cut:]
         return pcm.astype(np.float32, copy=False)
 
     def _finish(self, pcm: np.ndarray) -> np.ndarray:
