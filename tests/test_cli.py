@@ -80,7 +80,7 @@ def test_bench_compares_both_paths_on_the_same_tokens(english_dir: Path, tmp_pat
     assert report["ratios"]["ours_ttfa_over_ours_total"] < 1.0
 
 
-def test_a_bad_setting_names_the_variable(english_dir: Path, tmp_path: Path) -> None:
+def test_a_bad_setting_names_the_variable(tmp_path: Path) -> None:
     out = str(tmp_path / "x.wav")
     result = run(
         "-m", "worker.synthesize", "--text", "Hi.", "--out", out, TTS_AUDIO_TOKENS_PER_SLICE="lots"
@@ -97,3 +97,21 @@ def test_light_modules_do_not_import_torch() -> None:
     )
     result = run("-c", code, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_weights_are_found_in_the_hugging_face_cache(english_dir: Path, tmp_path: Path) -> None:
+    # The Hub layout snapshot_download leaves behind: refs/main names a snapshot of the files.
+    repo = tmp_path / "hf" / "hub" / "models--ResembleAI--chatterbox"
+    snapshot = repo / "snapshots" / "0123456789abcdef"
+    snapshot.mkdir(parents=True)
+    for item in english_dir.iterdir():
+        (snapshot / item.name).symlink_to(item)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123456789abcdef")
+    code = (
+        "from worker.engine.loading import load_model; "
+        "m = load_model(None, device='cpu'); print(m.checkpoint_dir, m.weights)"
+    )
+    result = run("-c", code, HF_HOME=str(tmp_path / "hf"), MODEL_PATH="")
+    assert result.returncode == 0, result.stderr
+    assert str(snapshot) in result.stdout and "random weights" in result.stdout
