@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,12 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     checkpoint_dir: Path
-    random_weights: bool
+    marker: dict[str, Any] | None = None  # random_weights.json of a random checkpoint
     builtin_voice: VoiceConditioning | None = None
-    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def random_weights(self) -> bool:
+        return bool(self.marker and self.marker.get("random_weights"))
 
     @property
     def weights(self) -> str:
@@ -170,8 +173,7 @@ def load_model(
         device=torch_device,
         dtype=DTYPES[dtype],
         checkpoint_dir=checkpoint,
-        random_weights=bool(marker and marker.get("random_weights")),
-        info={"marker": marker} if marker else {},
+        marker=marker,
     )
     conds_file = checkpoint / FILES[chosen].builtin_voice
     if builtin_voice and conds_file.is_file():

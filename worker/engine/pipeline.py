@@ -87,6 +87,20 @@ class SynthesisStats:
         return self.samples / SAMPLE_RATE
 
 
+@dataclass
+class _Request:
+    """One request's state in the pipeline: its inputs, its queues, its progress."""
+
+    chunks: list[str]
+    params: SynthesisParams
+    voice: VoiceConditioning
+    seed: int
+    stats: SynthesisStats
+    tokens: asyncio.Queue[Any]  # T3 -> S3Gen: token slices, then _END or an exception
+    pcm: asyncio.Queue[Any]  # S3Gen -> consumer: float32 arrays, then _END or an exception
+    first_audio: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 @dataclass(frozen=True)
 class QueueBounds:
     speech_tokens: int = 2
@@ -157,20 +171,23 @@ class StreamingEngine:
         voice: VoiceConditioning,
         stats: SynthesisStats,
     ) -> AsyncIterator[PcmChunk]:
-        seed = params.seed if params.seed is not None else random.randrange(2**62)
-        tokens: asyncio.Queue[Any] = asyncio.Queue(self.bounds.speech_tokens)
-        pcm: asyncio.Queue[Any] = asyncio.Queue(self.bounds.pcm_chunks)
+        request = _Request(
+            chunks=chunks,
+            params=params,
+            voice=voice,
+            seed=params.seed if params.seed is not None else random.randrange(2**62),
+            stats=stats,
+            tokens=asyncio.Queue(self.bounds.speech_tokens),
+            pcm=asyncio.Queue(self.bounds.pcm_chunks),
+        )
         stats.text_chunks = len(chunks)
-        first_audio = asyncio.Event()
         tasks = [
-            asyncio.create_task(
-                self._t3_stage(chunks, params, voice, seed, tokens, stats, first_audio)
-            ),
-            asyncio.create_task(self._s3gen_stage(params, voice, seed, tokens, pcm, first_audio)),
+            asyncio.create_task(self._t3_stage(request)),
+            asyncio.create_task(self._s3gen_stage(request)),
         ]
         try:
             index = 0
-            while (item := await pcm.get()) is not _END:
+            while (item := await request.pcm.get()) is not _END:
                 if isinstance(item, BaseException):
                     raise item
                 if stats.first_audio is None:
@@ -188,20 +205,12 @@ class StreamingEngine:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def _t3_stage(
-        self,
-        chunks: list[str],
-        params: SynthesisParams,
-        voice: VoiceConditioning,
-        seed: int,
-        out: asyncio.Queue[Any],
-        stats: SynthesisStats,
-        first_audio: asyncio.Event,
-    ) -> None:
+    async def _t3_stage(self, request: _Request) -> None:
+        params, stats, out = request.params, request.stats, request.tokens
         try:
-            generator = torch.Generator(device=self.model.t3.device).manual_seed(seed)
-            cond = voice.t3_cond_for(params.exaggeration, self.model.dtype)
-            for chunk in chunks:
+            generator = torch.Generator(device=self.model.t3.device).manual_seed(request.seed)
+            cond = request.voice.t3_cond_for(params.exaggeration, self.model.dtype)
+            for chunk in request.chunks:
                 stream = await self._run(T3Stream, self.model, cond, chunk, params, generator)
                 while not stream.done:
                     size = slice_size(params, stats.speech_tokens > 0)
@@ -212,7 +221,7 @@ class StreamingEngine:
                     # Once S3Gen has its first window's tokens, it has the device to itself until
                     # the first audio is out: first audio matters more than T3 running ahead.
                     if stats.speech_tokens >= window_size(params, 0):
-                        await first_audio.wait()
+                        await request.first_audio.wait()
             stats.last_token = time.perf_counter()
             await out.put(_END)
         except asyncio.CancelledError:
@@ -220,33 +229,26 @@ class StreamingEngine:
         except BaseException as error:  # handed to the consumer, which re-raises it
             await out.put(error)
 
-    async def _s3gen_stage(
-        self,
-        params: SynthesisParams,
-        voice: VoiceConditioning,
-        seed: int,
-        tokens: asyncio.Queue[Any],
-        out: asyncio.Queue[Any],
-        first_audio: asyncio.Event,
-    ) -> None:
+    async def _s3gen_stage(self, request: _Request) -> None:
+        params, out = request.params, request.pcm
         try:
             config = StreamConfig(
                 overlap=params.chunk_overlap_method,
                 crossfade_ms=params.crossfade_duration_milliseconds,
                 leading_trim_ms=params.remove_leading_milliseconds,
                 trailing_trim_ms=params.remove_trailing_milliseconds,
-                seed=seed,
+                seed=request.seed,
             )
-            stream = await self._run(S3GenStream, self.model, voice, config)
+            stream = await self._run(S3GenStream, self.model, request.voice, config)
             pending: list[int] = []
             # Windows fall at fixed token counts, never where timing happens to put them, so
             # a seed reproduces a request exactly, alone or beside others.
-            while not self._take(await tokens.get(), pending):
+            while not self._take(await request.tokens.get(), pending):
                 if stream.pending_tokens + len(pending) >= window_size(params, stream.windows):
                     await self._put_audio(out, await self._run(stream.push, pending))
                     pending = []
                     if stream.emitted > 0:
-                        first_audio.set()
+                        request.first_audio.set()
             await self._put_audio(out, await self._run(stream.push, pending, True))
             await out.put(_END)
         except asyncio.CancelledError:
@@ -254,7 +256,7 @@ class StreamingEngine:
         except BaseException as error:
             await out.put(error)
         finally:
-            first_audio.set()
+            request.first_audio.set()
 
     @staticmethod
     def _take(item: Any, pending: list[int]) -> bool:
