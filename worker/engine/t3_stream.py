@@ -142,6 +142,8 @@ class T3Stream:
             drawn.append(token)
             self.seen.scatter_(1, token, True)
             self.generated += 1
+            if self.generated >= self.budget:
+                break  # the budget's last token: no step will read its logits
             out = self.t3.tfmr(
                 inputs_embeds=self._speech_embed(token, self.generated),
                 past_key_values=self.past,
