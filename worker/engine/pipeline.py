@@ -28,11 +28,13 @@ from .loading import LoadedModel
 from .params import SynthesisParams
 from .s3gen_stream import SAMPLE_RATE, S3GenStream, StreamConfig
 from .t3_stream import T3Stream
-from .text import split_into_chunks
+from .text_feed import FLUSH, TextFeed
 from .variants import SUPPORTED_LANGUAGES, Variant
 
 T = TypeVar("T")
 _END = object()
+_DRAIN = object()  # T3 -> S3Gen: no more text for now, decode what you have
+_SEGMENT_END = object()  # T3 -> S3Gen: the client flushed, finish this stretch of audio
 # The first slice is short so audio starts early; later slices use audio_tokens_per_slice.
 FIRST_SLICE_TOKENS = 16
 MAX_WINDOW_GROWTH = 4
@@ -91,7 +93,7 @@ class SynthesisStats:
 class _Request:
     """One request's state in the pipeline: its inputs, its queues, its progress."""
 
-    chunks: list[str]
+    feed: TextFeed
     params: SynthesisParams
     voice: VoiceConditioning
     seed: int
@@ -123,8 +125,11 @@ class StreamingEngine:
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
-    def validate(self, text: str, params: SynthesisParams) -> list[str]:
-        """Reject what can never succeed, before any audio is promised; return the chunks."""
+    def validate(self, text: str | None, params: SynthesisParams) -> TextFeed:
+        """Reject what can never succeed, before any audio is promised; return the text feed.
+
+        ``text=None`` opens an empty feed for text that arrives later (:meth:`TextFeed.push`).
+        """
         if self.model.variant is Variant.MULTILINGUAL:
             if not params.language or params.language.lower() not in SUPPORTED_LANGUAGES:
                 raise InvalidRequestError(
@@ -138,9 +143,11 @@ class StreamingEngine:
                 f"{self.model.variant.value} speaks English only; language={params.language!r} "
                 "needs the chatterbox-multilingual model",
             )
+        if text is None:
+            return TextFeed(params.text_processing_chunk_size)
         if not isinstance(text, str) or not text.strip():
             raise InvalidRequestError("text", "text is empty")
-        return split_into_chunks(text, params.text_processing_chunk_size)
+        return TextFeed.whole(text, params.text_processing_chunk_size)
 
     def voice_or_default(self, voice: VoiceConditioning | None) -> VoiceConditioning:
         if voice is not None:
@@ -153,26 +160,30 @@ class StreamingEngine:
 
     async def synthesize(
         self,
-        text: str,
+        text: str | TextFeed,
         params: SynthesisParams | None = None,
         voice: VoiceConditioning | None = None,
         stats: SynthesisStats | None = None,
     ) -> AsyncIterator[PcmChunk]:
-        """Stream the speech of ``text`` as PCM chunks. Raises InvalidRequestError up front."""
+        """Stream the speech of ``text`` as PCM chunks. Raises InvalidRequestError up front.
+
+        ``text`` is a whole text, or a :class:`TextFeed` (from ``validate(None, params)``) that
+        the caller keeps pushing text into: speech starts with its first complete sentence.
+        """
         params = params or SynthesisParams()
-        chunks = self.validate(text, params)
+        feed = text if isinstance(text, TextFeed) else self.validate(text, params)
         voice = self.voice_or_default(voice)
-        return self._stream(chunks, params, voice, stats or SynthesisStats())
+        return self._stream(feed, params, voice, stats or SynthesisStats())
 
     async def _stream(
         self,
-        chunks: list[str],
+        feed: TextFeed,
         params: SynthesisParams,
         voice: VoiceConditioning,
         stats: SynthesisStats,
     ) -> AsyncIterator[PcmChunk]:
         request = _Request(
-            chunks=chunks,
+            feed=feed,
             params=params,
             voice=voice,
             seed=params.seed if params.seed is not None else random.randrange(2**62),
@@ -180,7 +191,6 @@ class StreamingEngine:
             tokens=asyncio.Queue(self.bounds.speech_tokens),
             pcm=asyncio.Queue(self.bounds.pcm_chunks),
         )
-        stats.text_chunks = len(chunks)
         tasks = [
             asyncio.create_task(self._t3_stage(request)),
             asyncio.create_task(self._s3gen_stage(request)),
@@ -210,7 +220,17 @@ class StreamingEngine:
         try:
             generator = torch.Generator(device=self.model.t3.device).manual_seed(request.seed)
             cond = request.voice.t3_cond_for(params.exaggeration, self.model.dtype)
-            for chunk in request.chunks:
+            while True:
+                if not request.feed.has_ready():
+                    await out.put(_DRAIN)  # the text source is slower than speech
+                chunk = await request.feed.get()
+                if chunk is None:
+                    break
+                if chunk is FLUSH:
+                    await out.put(_SEGMENT_END)
+                    continue
+                assert isinstance(chunk, str)
+                stats.text_chunks += 1
                 stream = await self._run(T3Stream, self.model, cond, chunk, params, generator)
                 while not stream.done:
                     size = slice_size(params, stats.speech_tokens > 0)
@@ -230,45 +250,56 @@ class StreamingEngine:
             await out.put(error)
 
     async def _s3gen_stage(self, request: _Request) -> None:
-        params, out = request.params, request.pcm
         try:
-            config = StreamConfig(
-                overlap=params.chunk_overlap_method,
-                crossfade_ms=params.crossfade_duration_milliseconds,
-                leading_trim_ms=params.remove_leading_milliseconds,
-                trailing_trim_ms=params.remove_trailing_milliseconds,
-                seed=request.seed,
-            )
-            stream = await self._run(S3GenStream, self.model, request.voice, config)
+            stream = await self._run(S3GenStream, self.model, request.voice, self._config(request))
             pending: list[int] = []
-            # Windows fall at fixed token counts, never where timing happens to put them, so
-            # a seed reproduces a request exactly, alone or beside others.
-            while not self._take(await request.tokens.get(), pending):
-                if stream.pending_tokens + len(pending) >= window_size(params, stream.windows):
-                    await self._put_audio(out, await self._run(stream.push, pending))
+            while (item := await request.tokens.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise item
+                if item is _SEGMENT_END:
+                    if stream.tokens or pending:
+                        await self._decode(request, stream, pending, final=True)
+                        stream = await self._run(
+                            S3GenStream, self.model, request.voice, self._config(request)
+                        )
                     pending = []
-                    if stream.emitted > 0:
-                        request.first_audio.set()
-            await self._put_audio(out, await self._run(stream.push, pending, True))
-            await out.put(_END)
+                elif item is _DRAIN:
+                    if pending:
+                        await self._decode(request, stream, pending)
+                    pending = []
+                else:
+                    pending.extend(item)
+                    # Windows fall at fixed token counts, never where timing happens to put
+                    # them, so a seed reproduces a request exactly, alone or beside others.
+                    window = window_size(request.params, stream.windows)
+                    if stream.pending_tokens + len(pending) >= window:
+                        await self._decode(request, stream, pending)
+                        pending = []
+            await self._decode(request, stream, pending, final=True)
+            await request.pcm.put(_END)
         except asyncio.CancelledError:
             raise
         except BaseException as error:
-            await out.put(error)
+            await request.pcm.put(error)
         finally:
             request.first_audio.set()
 
     @staticmethod
-    def _take(item: Any, pending: list[int]) -> bool:
-        """Add a queued slice to ``pending``; True at the end of the tokens, raise on an error."""
-        if item is _END:
-            return True
-        if isinstance(item, BaseException):
-            raise item
-        pending.extend(item)
-        return False
+    def _config(request: _Request) -> StreamConfig:
+        params = request.params
+        return StreamConfig(
+            overlap=params.chunk_overlap_method,
+            crossfade_ms=params.crossfade_duration_milliseconds,
+            leading_trim_ms=params.remove_leading_milliseconds,
+            trailing_trim_ms=params.remove_trailing_milliseconds,
+            seed=request.seed,
+        )
 
-    @staticmethod
-    async def _put_audio(out: asyncio.Queue[Any], pcm: np.ndarray) -> None:
+    async def _decode(
+        self, request: _Request, stream: S3GenStream, tokens: list[int], final: bool = False
+    ) -> None:
+        pcm = await self._run(stream.push, tokens, final)
         if len(pcm):
-            await out.put(pcm)
+            await request.pcm.put(pcm)
+        if stream.emitted > 0:
+            request.first_audio.set()

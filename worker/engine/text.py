@@ -11,7 +11,7 @@ import unicodedata
 
 from .errors import InvalidRequestError
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？…])[\"'”’)\]]*\s+")
+SENTENCE_END = re.compile(r"(?<=[.!?。！？…])[\"'”’)\]]*\s+")
 _CLAUSE_END = re.compile(r"(?<=[,;:，；：—–])\s+")
 # Emoji, pictographs, private-use and unassigned code points say nothing a TTS model can speak.
 _UNSPEAKABLE = {"So", "Sk", "Co", "Cn", "Cs", "Cc", "Cf"}
@@ -51,7 +51,7 @@ def split_into_chunks(text: str, max_chars: int) -> list[str]:
     if not any(ch.isalnum() for ch in cleaned):
         raise InvalidRequestError("text", "text must contain at least one letter or digit")
     pieces: list[str] = []
-    for sentence in _SENTENCE_END.split(cleaned):
+    for sentence in SENTENCE_END.split(cleaned):
         pieces.extend(_split_long(sentence, max_chars))
     chunks: list[str] = []
     for piece in pieces:
