@@ -1,24 +1,67 @@
 """Configuration: one pydantic-settings object, read from the environment and ``.env``.
 
-Variable names and defaults follow the service specification (``MODEL_PATH``, ``TTS_*`` ...).
-Torch-free, so any process (the master included) can read it in milliseconds.
+Variable names and defaults follow the service specification (``API_KEY``, ``HOST``, ``PORT``,
+``MODEL_PATH``, ``TTS_*`` ...). Torch-free, so the master reads it in milliseconds and hands the
+same object to its worker processes (they read the same environment).
 """
 
 from __future__ import annotations
 
+import ipaddress
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .engine.params import OverlapMethod, SynthesisParams
+from .engine.params import OverlapMethod, SynthesisParams, field_aliases
 from .engine.variants import Variant
+
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
 
 class Settings(BaseSettings):
-    """Every variable the engine reads. A bad value stops start-up naming the variable."""
+    """Every variable the service reads. A bad value stops start-up naming the variable."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # --- Server (the specification's core settings) ---
+    api_key: SecretStr | None = Field(
+        None, description="Comma-separated keys; unset: only a loopback HOST is allowed"
+    )
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=1, le=65535)
+    debug: bool = False
+    log_level: LogLevel = "INFO"
+    workers_per_device: int = Field(1, ge=1, le=64)
+    concurrent_requests_per_worker: int = Field(1, ge=1, le=256)
+    voices_dir: Path = Path("voices")
+    preloaded_voices_dir: Path = Path("preloaded-voices")
+    cors_origins: str = "*"
+    # --- Server (ours) ---
+    allow_unauthenticated: bool = Field(
+        False, description="Serve without API_KEY on a non-loopback HOST (deliberately open)"
+    )
+    max_queued_requests: int = Field(
+        16, ge=0, le=10000, description="Requests waiting for a free worker slot before 503"
+    )
+    queue_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    retry_after_seconds: int = Field(2, ge=1, le=3600)
+    stream_credit_chunks: int = Field(
+        4, ge=1, le=256, description="Audio chunks a worker may send ahead of the client"
+    )
+    heartbeat_interval_seconds: float = Field(1.0, gt=0, le=60)
+    heartbeat_timeout_seconds: float = Field(
+        15.0, gt=0, le=3600, description="A ready worker silent this long is restarted"
+    )
+    worker_start_timeout_seconds: float = Field(
+        900.0, gt=0, description="Model load time allowed before a worker counts as hung"
+    )
+    shutdown_timeout_seconds: float = Field(30.0, ge=0, le=3600)
+    ws_max_text_chars: int = Field(
+        100_000, ge=1, description="Most text one WebSocket utterance may send"
+    )
+    max_text_chars: int = Field(20_000, ge=1, description="Most characters in one text request")
 
     model_path: str = Field("models", description="Local checkpoint directory (upstream layout)")
     model_variant: Variant | None = Field(
@@ -39,6 +82,29 @@ class Settings(BaseSettings):
     tts_speech_token_queue_max_size: int = Field(2, ge=1, le=64)
     tts_pcm_chunk_queue_max_size: int = Field(3, ge=1, le=64)
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def api_keys(self) -> list[str]:
+        raw = self.api_key.get_secret_value() if self.api_key else ""
+        return [key.strip() for key in raw.split(",") if key.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def host_is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
     def synthesis_defaults(self, **overrides: object) -> SynthesisParams:
         """Request parameters with this deployment's defaults, then ``overrides`` on top."""
         values: dict[str, object] = {
@@ -52,5 +118,6 @@ class Settings(BaseSettings):
             "chunk_overlap_method": self.tts_chunk_overlap_strategy,
             "crossfade_duration_milliseconds": self.tts_crossfade_duration_milliseconds,
         }
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        aliases = field_aliases()
+        values.update({aliases.get(k, k): v for k, v in overrides.items() if v is not None})
         return SynthesisParams.model_validate(values)

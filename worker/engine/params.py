@@ -52,3 +52,15 @@ class SynthesisParams(BaseModel):
     crossfade_duration_milliseconds: int = Field(30, ge=0, le=200)
     # Benchmarking aid: generate exactly this many speech tokens per text chunk, ignoring EOS.
     fixed_token_count: int | None = Field(None, ge=1, le=4000)
+
+
+def field_aliases() -> dict[str, str]:
+    """Each accepted alias (``cfg_guidance_weight`` ...) mapped to its field name."""
+    aliases: dict[str, str] = {}
+    for name, info in SynthesisParams.model_fields.items():
+        choices = getattr(info.validation_alias, "choices", None) or []
+        for choice in choices:
+            if isinstance(choice, str) and choice != name:
+                aliases[choice] = name
+    return aliases
+

@@ -1,0 +1,55 @@
+"""``python -m app``: read the settings, refuse unsafe ones, serve under uvicorn.
+
+Exit codes: 0 after a clean shutdown (SIGTERM or Ctrl-C: in-flight requests finish first, up to
+``SHUTDOWN_TIMEOUT_SECONDS``), 2 for a bad configuration (the message names the variable).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from worker.settings import Settings
+
+from .auth import startup_problem
+from .main import create_app
+
+log = logging.getLogger("app")
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = "_".join(str(p) for p in problem["loc"]).upper()
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def main() -> int:
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s [master] %(name)s: %(message)s"
+    )
+    if problem := startup_problem(settings):
+        print(f"configuration error: {problem}", file=sys.stderr)
+        return 2
+    if not settings.api_keys:
+        log.warning("API_KEY is not set: every request is accepted without a key")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+        ws_ping_interval=20,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""What routes receive through ``Depends``: tests override these to swap any of them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
+
+from worker.settings import Settings
+
+from .auth import check_api_key
+from .pool import WorkerPool
+
+
+def get_settings(request: HTTPConnection) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_pool(request: HTTPConnection) -> WorkerPool:
+    pool: WorkerPool = request.app.state.pool
+    return pool
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PoolDep = Annotated[WorkerPool, Depends(get_pool)]
+
+
+def require_api_key(request: Request, settings: SettingsDep) -> None:
+    check_api_key(request, settings)
+
+
+Authorized = Depends(require_api_key)

@@ -1,0 +1,61 @@
+"""The FastAPI application: ``create_app(settings)`` wires settings, pool, routes and CORS.
+
+The pool starts in the lifespan, so the master answers ``/health`` within a second while the
+workers load their models; it drains on shutdown (uvicorn's SIGTERM handling ends here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from worker.settings import Settings
+
+from .errors import install_error_handlers
+from .pool import WorkerPool
+from .routes import generate, health, stream
+
+EXPOSED_HEADERS = [
+    "X-Request-Id",
+    "X-Worker-Id",
+    "X-Sample-Rate",
+    "X-Audio-Channels",
+    "X-Sample-Format",
+]
+
+
+def create_app(settings: Settings | None = None, pool: WorkerPool | None = None) -> FastAPI:
+    settings = settings or Settings()
+    pool = pool or WorkerPool(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await pool.start()
+        try:
+            yield
+        finally:
+            await pool.stop()
+
+    app = FastAPI(
+        title="Chatterbox TTS",
+        description="Streaming text-to-speech with cloned voices (Resemble AI's Chatterbox).",
+        version="0.3.0",
+        lifespan=lifespan,
+        debug=settings.debug,
+    )
+    app.state.settings = settings
+    app.state.pool = pool
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origin_list,
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=EXPOSED_HEADERS,
+    )
+    install_error_handlers(app)
+    for module in (health, generate, stream):
+        app.include_router(module.router)
+    return app

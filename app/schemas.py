@@ -1,0 +1,93 @@
+"""Request bodies and query strings, validated before any response starts (torch-free).
+
+The synthesis parameters are the engine's own :class:`SynthesisParams` (names and aliases of the
+specification), filled with this deployment's ``TTS_*`` defaults; this module adds what only the
+HTTP/WebSocket layer knows (text, voice, format) and turns pydantic errors into one message that
+names the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from worker.engine.params import SynthesisParams, field_aliases
+from worker.settings import Settings
+
+AudioFormat = Literal["wav", "raw_pcm"]
+FORMATS: tuple[str, ...] = ("wav", "raw_pcm")
+LATER_FORMATS = ("mp3", "fmp4", "webm", "opus", "aac", "flac")
+REQUEST_FIELDS = ("text", "voice_id", "format", "api_key", "type")
+
+
+class InvalidRequest(Exception):
+    """A 422: ``field`` is the parameter at fault, ``str()`` says what is wrong with it."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class SpeechRequest:
+    """A validated synthesis request: text (None when it will stream in), voice, format, params."""
+
+    def __init__(
+        self, text: str | None, voice_id: str | None, audio_format: str, params: SynthesisParams
+    ) -> None:
+        self.text = text
+        self.voice_id = voice_id
+        self.format = audio_format
+        self.params = params
+
+
+def parse_speech_request(
+    data: dict[str, Any], settings: Settings, text_required: bool = True
+) -> SpeechRequest:
+    """Validate a query string or JSON body; raise InvalidRequest naming the first bad field."""
+    text = data.get("text")
+    if text_required or text is not None:
+        text = _text(text, settings.max_text_chars)
+    voice_id = data.get("voice_id") or None
+    if voice_id is not None and not isinstance(voice_id, str):
+        raise InvalidRequest("voice_id", "voice_id must be a string")
+    audio_format = _format(data.get("format") or "wav")
+    overrides = {k: v for k, v in data.items() if k not in REQUEST_FIELDS}
+    for key, value in overrides.items():
+        if value == "":
+            raise InvalidRequest(key, f"{key} is empty")
+    try:
+        params = settings.synthesis_defaults(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        given = {name: alias for alias, name in field_aliases().items() if alias in overrides}
+        field = given.get(field or "", field)
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = f"unknown parameter {field!r}"
+        raise InvalidRequest(field, f"{field}: {message}") from None
+    return SpeechRequest(text, voice_id, audio_format, params)
+
+
+def _text(text: object, limit: int) -> str:
+    if text is None:
+        raise InvalidRequest("text", "text is required")
+    if not isinstance(text, str):
+        raise InvalidRequest("text", "text must be a string")
+    if not any(ch.isalnum() for ch in text):
+        raise InvalidRequest("text", "text must contain at least one letter or digit")
+    if len(text) > limit:
+        raise InvalidRequest(
+            "text", f"text is {len(text)} characters; the limit is {limit} (MAX_TEXT_CHARS)"
+        )
+    return text
+
+
+def _format(value: object) -> str:
+    if value in FORMATS:
+        return str(value)
+    hint = " (coming in a later release)" if value in LATER_FORMATS else ""
+    raise InvalidRequest(
+        "format", f"format {value!r} is not supported{hint}; use one of {', '.join(FORMATS)}"
+    )

@@ -1,0 +1,92 @@
+"""One request as the master sees it: where it runs, and the events coming back for it.
+
+The single result receiver (``app.pool``) puts each worker message into its request's
+:class:`RequestStream`; the route that owns the request reads them. Each audio chunk read returns
+one credit to the worker, so what waits here is bounded by ``Job.credit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.messages import Done, Failed, Started, TextPiece
+
+
+class StreamFailed(Exception):
+    """The request ended with an error; ``failed`` says which, in words fit for a client."""
+
+    def __init__(self, failed: Failed) -> None:
+        super().__init__(failed.message)
+        self.failed = failed
+
+
+@dataclass
+class AudioChunk:
+    seq: int
+    pcm: bytes
+
+
+Event = Started | AudioChunk | Done | Failed
+_counter = itertools.count()
+
+
+def new_request_id() -> str:
+    return f"{uuid.uuid4().hex[:16]}{next(_counter):x}"
+
+
+@dataclass
+class RequestStream:
+    """The master's end of one request."""
+
+    text: str | None
+    params: dict[str, Any]
+    voice_id: str | None = None
+    voice_path: str | None = None
+    request_id: str = field(default_factory=new_request_id)
+    worker_id: str | None = None
+    created: float = field(default_factory=time.perf_counter)
+    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    assigned: asyncio.Event = field(default_factory=asyncio.Event)
+    unsent_text: list[TextPiece] = field(default_factory=list)  # before a worker was assigned
+    finished: bool = False  # Done or Failed was received
+    done: Done | None = None
+    on_consumed: Callable[[RequestStream], None] | None = None
+
+    def deliver(self, event: Event) -> None:
+        if isinstance(event, Done | Failed):
+            self.finished = True
+        self.events.put_nowait(event)
+
+    async def started(self) -> Started:
+        """Wait for the worker to accept the request; raise StreamFailed if it refused."""
+        event = await self.events.get()
+        if isinstance(event, Failed):
+            raise StreamFailed(event)
+        if not isinstance(event, Started):
+            raise RuntimeError(f"protocol error: {type(event).__name__} before Started")
+        return event
+
+    async def audio(self) -> AsyncIterator[bytes]:
+        """PCM bytes as they come; ends at Done (kept in ``self.done``), raises on Failed."""
+        async for event in self._until_end():
+            yield event.pcm
+
+    async def _until_end(self) -> AsyncIterator[AudioChunk]:
+        while True:
+            event = await self.events.get()
+            if isinstance(event, AudioChunk):
+                yield event
+                # The consumer is back for more, so the chunk went out: the worker may send one.
+                if self.on_consumed is not None:
+                    self.on_consumed(self)
+            elif isinstance(event, Done):
+                self.done = event
+                return
+            elif isinstance(event, Failed):
+                raise StreamFailed(event)

@@ -1,0 +1,39 @@
+"""The ``/system-status`` document: the specification's shape (cpu, gpus), extended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psutil
+
+from . import gpus
+from .pool import WorkerPool
+
+GIB = 1024**3
+
+
+def system_status(pool: WorkerPool) -> dict[str, Any]:
+    memory = psutil.virtual_memory()
+    is_ready, reason = pool.readiness()
+    return {
+        "cpu": {
+            # Since the previous call (psutil keeps the reference point), so it never blocks.
+            "utilization_percent": psutil.cpu_percent(interval=None),
+            "cores": psutil.cpu_count(),
+            "ram_gb": {
+                "total": round(memory.total / GIB, 2),
+                "used": round(memory.used / GIB, 2),
+                "free": round(memory.available / GIB, 2),
+                "percent_used": memory.percent,
+            },
+        },
+        "gpus": gpus.gpu_stats(),
+        "service": {
+            "ready": is_ready,
+            "reason": reason,
+            "capacity": pool.capacity,
+            "active_requests": sum(len(h.active) for h in pool.handles),
+            "queued_requests": len(pool.pending),
+        },
+        "workers": pool.describe_workers(),
+    }

@@ -1,0 +1,74 @@
+"""A worker process, as the master starts it: ``python -m worker --worker-id gpu0-w0 ...``.
+
+Reads the same settings as the master (environment and ``.env``); the arguments say which
+device it is pinned to and where the master's sockets are. The master pins a GPU worker with
+``CUDA_VISIBLE_DEVICES``, so the device here is ``cuda:0`` or ``cpu``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from .settings import Settings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--generation", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--jobs", required=True, help="endpoint of this worker's job socket")
+    parser.add_argument("--results", required=True)
+    parser.add_argument("--control", required=True)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level,
+        format=f"%(asctime)s %(levelname)s [{args.worker_id}] %(name)s: %(message)s",
+    )
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    from .engine.loading import load_model
+    from .engine.pipeline import QueueBounds, StreamingEngine
+    from .service import Endpoints, WorkerService, run_until_signal
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    def load() -> StreamingEngine:
+        model = load_model(
+            settings.model_path,
+            variant=settings.model_variant,
+            device=args.device,
+            dtype=settings.model_dtype,
+        )
+        bounds = QueueBounds(
+            settings.tts_speech_token_queue_max_size, settings.tts_pcm_chunk_queue_max_size
+        )
+        return StreamingEngine(
+            model, bounds, threads=max(4, 2 * settings.concurrent_requests_per_worker)
+        )
+
+    service = WorkerService(
+        worker_id=args.worker_id,
+        generation=args.generation,
+        endpoints=Endpoints(jobs=args.jobs, results=args.results, control=args.control),
+        capacity=settings.concurrent_requests_per_worker,
+        heartbeat_interval=settings.heartbeat_interval_seconds,
+        device=args.device,
+    )
+    return asyncio.run(run_until_signal(service, load))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

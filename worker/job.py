@@ -1,0 +1,147 @@
+"""One request's life in a worker: accept, stream audio under flow control, report the end.
+
+Flow control is credit based: the job may send ``Job.credit`` audio messages ahead of what the
+master has forwarded to the client; after that it waits for :class:`Credit`. Waiting here stops
+pulling from the engine, whose bounded queues then pause T3 and S3Gen, so a slow client holds
+at most ``credit`` chunks in the worker's outbox and a few more in the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from pydantic import ValidationError
+
+from .engine.conditioning import VoiceConditioning
+from .engine.errors import EngineError, InvalidRequestError
+from .engine.params import SynthesisParams
+from .engine.pipeline import StreamingEngine, SynthesisStats
+from .engine.s3gen_stream import SAMPLE_RATE
+from .engine.text_feed import TextFeed
+from .messages import Audio, Done, ErrorCode, Failed, Job, Started, TextPiece, _Message
+from .voice_cache import VoiceCache, VoiceUnavailableError
+
+log = logging.getLogger(__name__)
+Send = Callable[[_Message, bytes | None], Awaitable[None]]
+
+
+class JobRun:
+    """Runs one :class:`Job`; ``task`` is cancelled to cancel it."""
+
+    def __init__(
+        self, job: Job, engine: StreamingEngine, voices: VoiceCache, send: Send, worker_id: str
+    ) -> None:
+        self.job = job
+        self.engine = engine
+        self.voices = voices
+        self.send = send
+        self.worker_id = worker_id
+        self.credits = asyncio.Semaphore(job.credit)
+        self.feed: TextFeed | None = None
+        self._early: list[TextPiece] = []  # text that arrived while the voice was loading
+        self.stats = SynthesisStats()
+        self.task: asyncio.Task[None] | None = None
+        self.reported = False  # a Done or Failed went out; if not, the end was a cancel
+
+    def add_text(self, piece: TextPiece) -> None:
+        """Feed a streaming job; text for a job that has not opened its feed yet is kept."""
+        if self.feed is None:
+            self._early.append(piece)
+            return
+        if self.feed.closed:
+            return
+        try:
+            if piece.text:
+                self.feed.push(piece.text)
+        finally:
+            if piece.end:
+                self.feed.close()
+            elif piece.flush:
+                self.feed.flush()
+
+    def add_credit(self, chunks: int) -> None:
+        for _ in range(chunks):
+            self.credits.release()
+
+    async def run(self) -> None:
+        request_id = self.job.request_id
+        try:
+            params = SynthesisParams.model_validate(self.job.params)
+            voice = await self._voice()
+            text = self.engine.validate(self.job.text, params)
+            self.feed = text
+            for piece in self._early:
+                self.add_text(piece)
+            stream = await self.engine.synthesize(text, params, voice, self.stats)
+        except (ValidationError, InvalidRequestError) as error:
+            await self._fail("invalid_request", error)
+            return
+        except VoiceUnavailableError as error:
+            await self._report(Failed(request_id=request_id, code=error.code, message=str(error)))
+            return
+        await self.send(
+            Started(request_id=request_id, worker_id=self.worker_id, sample_rate=SAMPLE_RATE), None
+        )
+        try:
+            async for chunk in stream:
+                await self.credits.acquire()
+                header = Audio(request_id=request_id, seq=chunk.index)
+                await self.send(header, chunk.to_int16_bytes())
+            await self._report(self.done(cancelled=False))
+        except EngineError as error:
+            await self._fail("invalid_request", error)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            message = "synthesis failed inside the worker; the error is in the server log"
+            await self._report(
+                Failed(request_id=request_id, code="internal_error", message=message)
+            )
+
+    async def _voice(self) -> VoiceConditioning | None:
+        if self.job.voice_id is None or self.job.voice_path is None:
+            return None
+        return await self.voices.get(self.job.voice_id, self.job.voice_path)
+
+    @staticmethod
+    def cancelled_before_start(request_id: str) -> Done:
+        return Done(
+            request_id=request_id,
+            audio_seconds=0.0,
+            first_audio_ms=None,
+            total_ms=0.0,
+            speech_tokens=0,
+            text_chunks=0,
+            cancelled=True,
+        )
+
+    async def _report(self, message: Done | Failed) -> None:
+        self.reported = True
+        await self.send(message, None)
+
+    def done(self, cancelled: bool) -> Done:
+        stats = self.stats
+        first = stats.first_audio
+        return Done(
+            request_id=self.job.request_id,
+            audio_seconds=stats.audio_seconds,
+            first_audio_ms=None if first is None else (first - stats.started) * 1000,
+            total_ms=(time.perf_counter() - stats.started) * 1000,
+            speech_tokens=stats.speech_tokens,
+            text_chunks=stats.text_chunks,
+            cancelled=cancelled,
+        )
+
+    async def _fail(self, code: ErrorCode, error: Exception) -> None:
+        field = getattr(error, "field", None)
+        if isinstance(error, ValidationError):
+            first = error.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or None
+            message = f"{field}: {first['msg']}"
+        else:
+            message = str(error)
+        await self._report(
+            Failed(request_id=self.job.request_id, code=code, message=message, field=field)
+        )

@@ -1,0 +1,169 @@
+"""The IPC messages between the master and its workers: the one module both sides import.
+
+Every message is a ZeroMQ multipart message: a JSON frame (a pydantic model below, told apart by
+its ``type``) and, for audio only, a second frame with the raw PCM bytes.
+
+Channels (sockets are created in ``app.pool`` and ``worker.service``):
+
+- jobs, master -> one worker (PUSH/PULL, one pair per worker, so the master decides which worker
+  gets a job): :class:`Job`, :class:`TextPiece`, :class:`Credit`.
+- results, workers -> master (PUSH/PULL, one PULL in the master): :class:`Heartbeat`,
+  :class:`Started`, :class:`Audio`, :class:`Done`, :class:`Failed`.
+- control, master -> all workers (PUB/SUB): :class:`Cancel`, :class:`InvalidateVoice`,
+  :class:`Drain`.
+
+Only these plain types cross the process boundary: a worker's exception becomes a
+:class:`Failed` with a code and a message fit for a client, never a pickled traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+WorkerState = Literal["starting", "loading", "ready", "draining", "failed"]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Job(_Message):
+    """One synthesis request. ``text=None``: the text follows in :class:`TextPiece` messages."""
+
+    type: Literal["job"] = "job"
+    request_id: str
+    text: str | None
+    params: dict[str, Any]
+    voice_id: str | None = None
+    voice_path: str | None = None
+    credit: int = Field(ge=1, description="Audio messages the worker may send before a Credit")
+
+
+class TextPiece(_Message):
+    """More text for a streaming job; ``flush`` speaks what is buffered, ``end`` closes it."""
+
+    type: Literal["text"] = "text"
+    request_id: str
+    text: str = ""
+    flush: bool = False
+    end: bool = False
+
+
+class Credit(_Message):
+    """The master forwarded ``chunks`` audio messages of this request to its client."""
+
+    type: Literal["credit"] = "credit"
+    request_id: str
+    chunks: int = Field(1, ge=1)
+
+
+class Cancel(_Message):
+    type: Literal["cancel"] = "cancel"
+    request_id: str
+
+
+class InvalidateVoice(_Message):
+    """A voice changed or was deleted: drop its cached conditioning."""
+
+    type: Literal["invalidate_voice"] = "invalidate_voice"
+    voice_id: str
+
+
+class Drain(_Message):
+    """Take no new jobs, finish those in flight, then exit."""
+
+    type: Literal["drain"] = "drain"
+
+
+class Heartbeat(_Message):
+    type: Literal["heartbeat"] = "heartbeat"
+    worker_id: str
+    generation: int
+    pid: int
+    state: WorkerState
+    device: str
+    capacity: int
+    active: int
+    model: str = ""
+    variant: str = ""
+    error: str = ""
+
+
+class Started(_Message):
+    """The worker accepted the request: audio follows."""
+
+    type: Literal["started"] = "started"
+    request_id: str
+    worker_id: str
+    sample_rate: int
+
+
+class Audio(_Message):
+    """Header of one PCM chunk (signed 16-bit little-endian mono); the bytes are frame two."""
+
+    type: Literal["audio"] = "audio"
+    request_id: str
+    seq: int
+
+
+class Done(_Message):
+    type: Literal["done"] = "done"
+    request_id: str
+    audio_seconds: float
+    first_audio_ms: float | None
+    total_ms: float
+    speech_tokens: int
+    text_chunks: int
+    cancelled: bool = False
+
+
+ErrorCode = Literal[
+    "invalid_request",
+    "voice_not_found",
+    "voice_unreadable",
+    "cancelled",
+    "worker_crashed",
+    "worker_draining",
+    "overloaded",
+    "internal_error",
+]
+
+
+class Failed(_Message):
+    type: Literal["failed"] = "failed"
+    request_id: str
+    code: ErrorCode
+    message: str
+    field: str | None = None
+
+
+ToWorker = Annotated[Job | TextPiece | Credit, Field(discriminator="type")]
+Control = Annotated[Cancel | InvalidateVoice | Drain, Field(discriminator="type")]
+FromWorker = Annotated[Heartbeat | Started | Audio | Done | Failed, Field(discriminator="type")]
+
+_to_worker: TypeAdapter[ToWorker] = TypeAdapter(ToWorker)
+_control: TypeAdapter[Control] = TypeAdapter(Control)
+_from_worker: TypeAdapter[FromWorker] = TypeAdapter(FromWorker)
+
+
+def encode(message: _Message, payload: bytes | None = None) -> list[bytes]:
+    """The frames of ``message`` (and its payload) for ``send_multipart``."""
+    frames = [message.model_dump_json().encode()]
+    if payload is not None:
+        frames.append(payload)
+    return frames
+
+
+def decode_to_worker(frames: list[bytes]) -> ToWorker:
+    return _to_worker.validate_json(frames[0])
+
+
+def decode_control(frames: list[bytes]) -> Control:
+    return _control.validate_json(frames[0])
+
+
+def decode_from_worker(frames: list[bytes]) -> tuple[FromWorker, bytes | None]:
+    payload = frames[1] if len(frames) > 1 else None
+    return _from_worker.validate_json(frames[0]), payload

@@ -1,0 +1,232 @@
+"""A worker process's event loop: ZeroMQ sockets in, engine jobs, results and heartbeats out.
+
+The worker connects to the sockets the master bound (see ``worker.messages`` for the channels):
+it pulls its own jobs, subscribes to control, and pushes results and a heartbeat every
+``HEARTBEAT_INTERVAL_SECONDS`` (also while the model loads, so the master can tell loading from
+hung). It keeps serving until the master drains it or the process is terminated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import zmq
+import zmq.asyncio
+
+from .engine.pipeline import StreamingEngine
+from .job import JobRun
+from .messages import (
+    Cancel,
+    Credit,
+    Drain,
+    Failed,
+    Heartbeat,
+    InvalidateVoice,
+    Job,
+    TextPiece,
+    WorkerState,
+    _Message,
+    decode_control,
+    decode_to_worker,
+    encode,
+)
+from .voice_cache import VoiceCache
+
+log = logging.getLogger(__name__)
+TOMBSTONES = 4096  # cancelled request ids remembered, for a cancel that overtakes its job
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the master's sockets are bound."""
+
+    jobs: str
+    results: str
+    control: str
+
+
+class WorkerService:
+    def __init__(
+        self,
+        worker_id: str,
+        generation: int,
+        endpoints: Endpoints,
+        capacity: int,
+        heartbeat_interval: float,
+        device: str,
+    ) -> None:
+        self.worker_id = worker_id
+        self.generation = generation
+        self.capacity = capacity
+        self.heartbeat_interval = heartbeat_interval
+        self.device = device
+        self.state: WorkerState = "starting"
+        self.error = ""
+        self.model_name = ""
+        self.variant = ""
+        self.engine: StreamingEngine | None = None
+        self.voices: VoiceCache | None = None
+        self.runs: dict[str, JobRun] = {}
+        self.cancelled: deque[str] = deque(maxlen=TOMBSTONES)
+        self.context = zmq.asyncio.Context()
+        self.jobs = self._socket(zmq.PULL, endpoints.jobs)
+        self.results = self._socket(zmq.PUSH, endpoints.results)
+        self.control = self._socket(zmq.SUB, endpoints.control)
+        self.control.setsockopt(zmq.SUBSCRIBE, b"")
+        self._send_lock = asyncio.Lock()
+        self._stopped = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
+
+    def _socket(self, kind: int, endpoint: str) -> zmq.asyncio.Socket:
+        socket = self.context.socket(kind)
+        socket.setsockopt(zmq.LINGER, 1000)
+        socket.connect(endpoint)
+        return socket
+
+    async def serve(self, load: Callable[[], StreamingEngine]) -> int:
+        """Load the model (heartbeating meanwhile), then serve until drained; the exit code."""
+        beating = asyncio.create_task(self._heartbeats())
+        try:
+            self.state = "loading"
+            await self._beat()
+            try:
+                self.engine = await asyncio.get_running_loop().run_in_executor(None, load)
+            except Exception as error:  # reported to the master, which shows it on /ready
+                log.exception("model load failed")
+                self.state, self.error = "failed", str(error) or type(error).__name__
+                await self._beat()
+                return 3
+            self.voices = VoiceCache(self.engine.model)
+            self.model_name = self.engine.model.describe()
+            self.variant = self.engine.model.variant.value
+            if self._stopped.is_set():  # told to stop while loading
+                return 0
+            self.state = "ready"
+            await self._beat()
+            listeners = [self._listen_jobs(), self._listen_control()]
+            tasks = [asyncio.create_task(c) for c in listeners]
+            await self._stopped.wait()
+            for task in tasks:
+                task.cancel()
+            return 0
+        finally:
+            beating.cancel()
+            self.context.destroy(linger=1000)
+
+    async def send(self, message: _Message, payload: bytes | None = None) -> None:
+        async with self._send_lock:  # one multipart message at a time on the shared socket
+            await self.results.send_multipart(encode(message, payload), copy=False)
+
+    async def _beat(self) -> None:
+        await self.send(
+            Heartbeat(
+                worker_id=self.worker_id,
+                generation=self.generation,
+                pid=os.getpid(),
+                state=self.state,
+                device=self.device,
+                capacity=self.capacity,
+                active=len(self.runs),
+                model=self.model_name,
+                variant=self.variant,
+                error=self.error,
+            )
+        )
+
+    async def _heartbeats(self) -> None:
+        parent = os.getppid()
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            if os.getppid() != parent:  # the master is gone (killed): nobody to serve
+                log.warning("master process %d is gone; exiting", parent)
+                os._exit(1)
+            await self._beat()
+
+    async def _listen_jobs(self) -> None:
+        while True:
+            message = decode_to_worker(await self.jobs.recv_multipart())
+            if isinstance(message, Job):
+                self._start(message)
+            elif (run := self.runs.get(message.request_id)) is None:
+                continue  # the job has ended (cancelled or failed): late text or credit
+            elif isinstance(message, TextPiece):
+                self._add_text(run, message)
+            elif isinstance(message, Credit):
+                run.add_credit(message.chunks)
+
+    async def _listen_control(self) -> None:
+        while True:
+            message = decode_control(await self.control.recv_multipart())
+            if isinstance(message, Cancel):
+                self._cancel(message.request_id)
+            elif isinstance(message, InvalidateVoice) and self.voices is not None:
+                self.voices.invalidate(message.voice_id)
+            elif isinstance(message, Drain):
+                self._drain()
+
+    def _start(self, job: Job) -> None:
+        request_id = job.request_id
+        if request_id in self.cancelled:
+            self._reply_later(JobRun.cancelled_before_start(request_id))
+            return
+        if self.state != "ready":
+            message = "this worker is shutting down; retry the request"
+            self._reply_later(
+                Failed(request_id=request_id, code="worker_draining", message=message)
+            )
+            return
+        assert self.engine is not None and self.voices is not None
+        run = JobRun(job, self.engine, self.voices, self.send, self.worker_id)
+        self.runs[request_id] = run
+        run.task = asyncio.create_task(run.run())
+        run.task.add_done_callback(lambda _: self._finished(run))
+
+    def _reply_later(self, message: _Message) -> None:
+        task = asyncio.create_task(self.send(message))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _add_text(self, run: JobRun, piece: TextPiece) -> None:
+        try:
+            run.add_text(piece)
+        except Exception as error:  # text after the end: the request itself is still fine
+            log.warning("request %s: %s", piece.request_id, error)
+
+    def _cancel(self, request_id: str) -> None:
+        self.cancelled.append(request_id)
+        run = self.runs.get(request_id)
+        if run is not None and run.task is not None:
+            run.task.cancel()
+
+    def _finished(self, run: JobRun) -> None:
+        self.runs.pop(run.job.request_id, None)
+        if not run.reported:  # cancelled, possibly before it started: the master still waits
+            self._reply_later(run.done(cancelled=True))
+        if self.state == "draining" and not self.runs:
+            self._stopped.set()
+
+    def _drain(self) -> None:
+        log.info("draining: %d request(s) in flight", len(self.runs))
+        self.state = "draining"
+        task = asyncio.create_task(self._beat())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        if not self.runs:
+            self._stopped.set()
+
+
+async def run_until_signal(service: WorkerService, load: Callable[[], StreamingEngine]) -> int:
+    """Serve; SIGTERM drains like a Drain message (the master's own shutdown path)."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGTERM, service._drain)
+        loop.add_signal_handler(signal.SIGINT, service._drain)
+    return await service.serve(load)
