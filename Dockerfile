@@ -1,4 +1,4 @@
-# The Chatterbox streaming TTS server (for now: the engine and its CLI).
+# The Chatterbox streaming TTS server: the FastAPI master on $PORT (8000) and its worker processes.
 #
 # No CUDA base image is needed: the torch 2.11 (CUDA 13.0) wheels pinned in requirements.lock bring
 # their CUDA libraries as nvidia-* packages. The host needs an NVIDIA driver that supports CUDA 13.0
@@ -25,5 +25,9 @@ COPY . .
 ENV HF_HOME=/data/hf-cache \
     MODEL_PATH=/data/models
 
-# Until the service exists, `make serve` synthesizes a demo text to /app/out/hello.wav and exits.
-CMD ["make", "serve"]
+# Voices (uploads and preloaded clips) live under /app/voices and /app/preloaded-voices: mount the
+# persistent volume there. Set API_KEY: without it the service refuses to listen on 0.0.0.0.
+EXPOSE 8000
+# What `make serve` runs, started directly so that SIGTERM reaches it (make would not pass it on):
+# on `docker stop` requests in flight finish (SHUTDOWN_TIMEOUT_SECONDS) before the exit.
+CMD ["/app/.venv/bin/python", "-m", "app"]

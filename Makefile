@@ -27,10 +27,9 @@ $(STAMP): requirements.lock | $(UV)
 lock: | $(UV)
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
 
-# Until the service exists, `serve` runs the engine CLI on a demo text (MODEL_PATH, or the Hub).
-TEXT ?= Hello! This is Chatterbox, streaming speech as it is generated.
+# The service: the master on HOST:PORT and its workers (settings from the environment and .env).
 serve: install
-	$(BIN)/python -m worker.synthesize --text "$(TEXT)" --out out/hello.wav --json
+	$(BIN)/python -m app
 
 test: install
 	$(BIN)/python -m pytest

@@ -7,6 +7,7 @@ Exit codes: 0 after a clean shutdown (SIGTERM or Ctrl-C: in-flight requests fini
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import uvicorn
@@ -16,6 +17,8 @@ from worker.settings import Settings
 
 from .auth import startup_problem
 from .main import create_app
+from .pool import WorkerPool
+from .server import DrainingServer
 
 log = logging.getLogger("app")
 
@@ -30,6 +33,19 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
+class RedactKeys(logging.Filter):
+    """Keep API keys sent as ``api_key=`` query parameters out of the access log."""
+
+    PATTERN = re.compile(r"(api_key=)[^&\s]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.PATTERN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
 def main() -> int:
     settings = load_settings()
     logging.basicConfig(
@@ -38,16 +54,19 @@ def main() -> int:
     if problem := startup_problem(settings):
         print(f"configuration error: {problem}", file=sys.stderr)
         return 2
+    logging.getLogger("uvicorn.access").addFilter(RedactKeys())
     if not settings.api_keys:
         log.warning("API_KEY is not set: every request is accepted without a key")
-    uvicorn.run(
-        create_app(settings),
+    pool = WorkerPool(settings)
+    config = uvicorn.Config(
+        create_app(settings, pool),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+        timeout_graceful_shutdown=5,  # requests have drained before uvicorn's shutdown starts
         ws_ping_interval=20,
     )
+    DrainingServer(config, pool, settings.shutdown_timeout_seconds).run()
     return 0
 
 

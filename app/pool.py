@@ -71,6 +71,8 @@ class WorkerPool:
         self.streams: dict[str, RequestStream] = {}
         self.pending: deque[RequestStream] = deque()
         self.accepting = False
+        self.draining = False
+        self.in_use: set[str] = set()  # requests submitted and not yet released by their route
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="chatterbox-ipc-"))
         self.results_endpoint = f"ipc://{self.runtime_dir}/results"
         self.control_endpoint = f"ipc://{self.runtime_dir}/control"
@@ -89,6 +91,18 @@ class WorkerPool:
             self._launch(handle)
         self.accepting = True
         self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._monitor())]
+
+    def begin_drain(self) -> None:
+        """Refuse new requests (503) while those in flight carry on."""
+        self.accepting = False
+        self.draining = True
+
+    async def wait_drained(self, timeout: float) -> bool:
+        """Wait until every submitted request has been released by its route; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.in_use and time.monotonic() < deadline:
+            await asyncio.sleep(MONITOR_INTERVAL)
+        return not self.in_use
 
     async def stop(self, timeout: float | None = None) -> None:
         """Refuse new work, let workers finish theirs (up to ``timeout``), stop them, clean up."""
@@ -152,18 +166,22 @@ class WorkerPool:
     async def submit(self, stream: RequestStream) -> None:
         """Give ``stream`` to the least-loaded ready worker, waiting in the queue if need be."""
         if not self.accepting:
-            raise PoolUnavailable("the service is shutting down", 5, "worker_draining")
+            raise PoolUnavailable(
+                "the service is shutting down", self.settings.retry_after_seconds, "worker_draining"
+            )
         if not any(h.state == "ready" for h in self.handles):
             raise PoolUnavailable(
                 self.readiness()[1], self.settings.retry_after_seconds, "not_ready"
             )
         stream.on_consumed = self._credit
         self.streams[stream.request_id] = stream
+        self.in_use.add(stream.request_id)
         if (handle := self._pick()) is not None:
             self._assign(stream, handle)
             return
         if len(self.pending) >= self.settings.max_queued_requests:
             del self.streams[stream.request_id]
+            self.in_use.discard(stream.request_id)
             raise PoolUnavailable(
                 f"all {self.capacity} synthesis slots are busy and "
                 f"{len(self.pending)} requests are already queued; retry shortly",
@@ -194,6 +212,7 @@ class WorkerPool:
     def release(self, stream: RequestStream) -> None:
         """The route is done with ``stream``: cancel the work if it has not finished."""
         stream.on_consumed = None
+        self.in_use.discard(stream.request_id)
         if stream.finished:
             return
         if stream.worker_id is None:
@@ -232,6 +251,7 @@ class WorkerPool:
         stream.assigned.set()
 
     def _withdraw(self, stream: RequestStream) -> None:
+        self.in_use.discard(stream.request_id)
         with contextlib.suppress(ValueError):
             self.pending.remove(stream)
         if stream.worker_id is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.server import Server
 from worker.engine.loading import LoadedModel, load_model
 from worker.engine.params import SynthesisParams
 from worker.engine.pipeline import StreamingEngine, SynthesisStats
@@ -44,6 +45,24 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Checkpoints:
 @pytest.fixture(scope="session")
 def english_dir(checkpoints: Checkpoints) -> Path:
     return checkpoints(Variant.ENGLISH)
+
+
+@pytest.fixture(scope="session")
+def server(english_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The real service: 2 CPU workers x 4 requests each, 2 more may queue."""
+    service = Server(
+        english_dir,
+        tmp_path_factory.mktemp("service"),
+        workers_per_device=2,
+        concurrent_requests_per_worker=4,
+        max_queued_requests=2,
+        queue_timeout_seconds=60,
+    ).start()
+    try:
+        service.wait_ready()
+        yield service
+    finally:
+        service.stop()
 
 
 @pytest.fixture(scope="session")

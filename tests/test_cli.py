@@ -89,11 +89,13 @@ def test_a_bad_setting_names_the_variable(tmp_path: Path) -> None:
     assert "TTS_AUDIO_TOKENS_PER_SLICE" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_light_modules_do_not_import_torch() -> None:
-    # The master process reads settings and validates requests without loading torch.
+def test_the_master_and_light_modules_do_not_import_torch() -> None:
+    # The master process (all of app/) starts in a second: it never loads torch or chatterbox.
     code = (
         "import sys; import worker.settings, worker.engine.params, worker.engine.text, "
-        "worker.engine.variants; assert 'torch' not in sys.modules, 'torch was imported'"
+        "worker.engine.text_feed, worker.engine.variants, worker.messages, app.main, "
+        "app.__main__; bad = {'torch', 'chatterbox'} & set(sys.modules); "
+        "assert not bad, f'{bad} imported'"
     )
     result = run("-c", code, timeout=60)
     assert result.returncode == 0, result.stderr

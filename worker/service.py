@@ -117,6 +117,9 @@ class WorkerService:
             return 0
         finally:
             beating.cancel()
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(beating, *self._background, return_exceptions=True)
             self.context.destroy(linger=1000)
 
     async def send(self, message: _Message, payload: bytes | None = None) -> None:
@@ -212,6 +215,8 @@ class WorkerService:
             self._stopped.set()
 
     def _drain(self) -> None:
+        if self.state == "draining" or self._stopped.is_set():
+            return  # both a Drain message and SIGTERM arrive on a normal shutdown
         log.info("draining: %d request(s) in flight", len(self.runs))
         self.state = "draining"
         task = asyncio.create_task(self._beat())

@@ -4,22 +4,35 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from ..audio_format import format_info
 from ..dependencies import Authorized, PoolDep, SettingsDep
 from ..errors import ApiError
-from ..pool import WorkerPool
 from ..schemas import InvalidRequest, parse_speech_request
 from ..speech import start_speech
 from ..streams import RequestStream, StreamFailed
 
 log = logging.getLogger(__name__)
 router = APIRouter(dependencies=[Authorized])
+
+
+ACCEPTED_TYPES = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav",
+                  "audio/pcm": "raw_pcm"}  # fmt: skip
+
+
+def _format_from_accept(accept: str) -> str | None:
+    """The first format named in an Accept header; ``format`` itself overrides it."""
+    for part in accept.split(","):
+        media_type = part.split(";")[0].strip().lower()
+        if media_type in ACCEPTED_TYPES:
+            return ACCEPTED_TYPES[media_type]
+    return None
 
 
 async def _request_data(request: Request) -> dict[str, Any]:
@@ -32,6 +45,9 @@ async def _request_data(request: Request) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ApiError(422, "invalid_request", "the body must be a JSON object")
         data.update(body)
+    accepted = _format_from_accept(request.headers.get("accept", ""))
+    if accepted and not data.get("format"):
+        data["format"] = accepted
     return data
 
 
@@ -53,19 +69,43 @@ async def generate(request: Request, settings: SettingsDep, pool: PoolDep) -> St
         "Cache-Control": "no-store",
         "X-Accel-Buffering": "no",  # nginx and similar proxies: do not buffer the stream
     }
-    return StreamingResponse(
-        _body(stream, pool, info.header), media_type=info.media_type, headers=headers
+    return AudioStreamResponse(
+        _body(stream, info.header),
+        on_close=lambda: pool.release(stream),
+        media_type=info.media_type,
+        headers=headers,
     )
 
 
-async def _body(stream: RequestStream, pool: WorkerPool, header: bytes) -> AsyncIterator[bytes]:
+class AudioStreamResponse(StreamingResponse):
+    """A StreamingResponse that always releases its request, even if the body never started
+    (a client gone before the first byte leaves an unstarted generator, whose ``finally`` never
+    runs)."""
+
+    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], None],
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(content, **kwargs)
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
+
+
+async def _body(stream: RequestStream, header: bytes) -> AsyncIterator[bytes]:
+    if header:
+        yield header
     try:
-        if header:
-            yield header
         async for pcm in stream.audio():
             yield pcm
     except StreamFailed as error:
-        # The status line is sent: all that is left is to end the stream early and say why.
+        # The status line is out: break the connection (no final chunk), so the client sees an
+        # incomplete response instead of a short file that looks whole.
         log.error("request %s ended early: %s", stream.request_id, error)
-    finally:
-        pool.release(stream)
+        raise StreamAborted(str(error)) from None
+
+
+class StreamAborted(Exception):
+    """Ends a response that cannot be completed; uvicorn then drops the connection."""

@@ -23,13 +23,16 @@ async def health() -> dict[str, str]:
 async def ready(pool: PoolDep) -> JSONResponse:
     """200 once every worker has loaded the model; 503 with the reason until then."""
     is_ready, reason = pool.readiness()
-    body = {"ready": is_ready, "reason": reason, "workers": pool.describe_workers()}
+    workers = [{"worker_id": h.worker_id, "state": h.state} for h in pool.handles]
+    body = {"ready": is_ready, "reason": reason, "workers": workers}
     return JSONResponse(body, status_code=200 if is_ready else 503)
 
 
 @router.get("/ping")
 async def ping(pool: PoolDep) -> Response:
-    """RunPod load-balancer health: 204 while initializing, 200 when ready."""
+    """RunPod load-balancer health: 204 while initializing, 200 when ready, 503 when draining."""
+    if pool.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
     is_ready, _ = pool.readiness()
     if is_ready:
         return JSONResponse({"status": "healthy"})

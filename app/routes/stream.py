@@ -72,6 +72,7 @@ class Utterance:
         self.format = audio_format
         self.sample_rate = sample_rate
         self.chars = 0
+        self.audio_bytes = 0
         self.first_text: float | None = None
         self.first_audio: float | None = None
         self.task: asyncio.Task[None] | None = None
@@ -195,6 +196,7 @@ class StreamSession:
                 if utterance.first_audio is None:
                     utterance.first_audio = time.perf_counter()
                 await self.ws.send_bytes(pcm)
+                utterance.audio_bytes += len(pcm)
             await self.ws.send_json(self._done_event(utterance))
         except StreamFailed as error:
             failed = error.failed
@@ -207,14 +209,13 @@ class StreamSession:
 
     @staticmethod
     def _done_event(utterance: Utterance, cancelled: bool = False) -> dict[str, Any]:
-        done = utterance.stream.done
         first = None
         if utterance.first_audio is not None and utterance.first_text is not None:
             first = round((utterance.first_audio - utterance.first_text) * 1000, 1)
         return {
             "type": "done",
             "request_id": utterance.stream.request_id,
-            "audio_seconds": round(done.audio_seconds, 3) if done else None,
+            "audio_seconds": round(utterance.audio_bytes / 2 / utterance.sample_rate, 3),
             "time_to_first_audio_ms": first,
             "cancelled": cancelled,
         }

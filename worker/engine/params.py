@@ -63,4 +63,3 @@ def field_aliases() -> dict[str, str]:
             if isinstance(choice, str) and choice != name:
                 aliases[choice] = name
     return aliases
-

@@ -1,0 +1,53 @@
+"""Plumbing of the master that needs no processes: worker plan, keys, request parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.auth import key_matches, startup_problem
+from app.schemas import InvalidRequest, parse_speech_request
+from app.workers import plan_workers
+from worker.settings import Settings
+
+
+def settings(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def test_workers_per_gpu_or_for_the_cpu() -> None:
+    two_gpus = plan_workers(settings(workers_per_device=2), gpu_total=2)
+    assert [(s.worker_id, s.gpu) for s in two_gpus] == [
+        ("gpu0-w0", 0), ("gpu0-w1", 0), ("gpu1-w0", 1), ("gpu1-w1", 1),
+    ]  # fmt: skip
+    assert [s.gpu for s in plan_workers(settings(), gpu_total=0)] == [None]
+    assert [s.gpu for s in plan_workers(settings(device="cpu"), gpu_total=4)] == [None]
+    assert [s.gpu for s in plan_workers(settings(device="cuda:1"), gpu_total=4)] == [1]
+
+
+def test_any_configured_key_matches_and_nothing_else() -> None:
+    keys = Settings(_env_file=None, api_key=" a1 , b2 ").api_keys  # type: ignore[call-arg]
+    assert keys == ["a1", "b2"]
+    assert key_matches("b2", keys) and not key_matches("b", keys)
+    assert not key_matches("a1 ", keys)
+
+
+def test_running_open_needs_loopback_or_an_explicit_choice() -> None:
+    assert startup_problem(settings(host="0.0.0.0")) is not None
+    assert startup_problem(settings(host="127.0.0.1")) is None
+    assert startup_problem(settings(host="0.0.0.0", api_key="k")) is None
+    assert startup_problem(settings(host="0.0.0.0", allow_unauthenticated=True)) is None
+
+
+def test_deployment_defaults_fill_what_a_request_leaves_out() -> None:
+    request = parse_speech_request(
+        {"text": "Hi.", "synthesis_temperature": "0.6"}, settings(tts_cfg_guidance_weight=0.9)
+    )
+    assert request.params.temperature == 0.6 and request.params.cfg_weight == 0.9
+    assert request.format == "wav" and request.voice_id is None
+
+
+def test_a_streaming_start_may_come_without_text_but_a_request_may_not() -> None:
+    assert parse_speech_request({}, settings(), text_required=False).text is None
+    with pytest.raises(InvalidRequest) as error:
+        parse_speech_request({}, settings())
+    assert error.value.field == "text"
