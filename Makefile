@@ -10,7 +10,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .cache/uv/bin/uv)
 STAMP := $(VENV)/.installed
 TINY_CKPT ?= .cache/checkpoints/chatterbox-tiny
 
-.PHONY: install serve test lint lock bench checkpoint clean
+.PHONY: install serve test lint lock bench bench-service checkpoint clean
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ $(TINY_CKPT)/random_weights.json: | $(STAMP)
 
 bench: install $(TINY_CKPT)/random_weights.json
 	$(BIN)/python scripts/bench.py --model-path $(TINY_CKPT) --out .cache/bench.json
+
+# The service end to end: HTTP time to first audio vs the engine's, slot release, 8 concurrent.
+bench-service: install $(TINY_CKPT)/random_weights.json
+	$(BIN)/python scripts/bench_service.py --model-path $(TINY_CKPT) --out .cache/bench_service.json
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
