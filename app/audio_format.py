@@ -1,22 +1,33 @@
-"""Turning the workers' PCM (signed 16-bit little-endian mono) into the requested format.
+"""The streaming WAV header, and the formats an ``Accept`` header may ask for.
 
-``wav`` is a streaming WAV: the header goes out before the length is known, so its size fields
-hold 0xFFFFFFFF, which browsers and ffmpeg read as "until the end of the stream". ``raw_pcm`` is
-the bare samples. Compressed formats arrive with the encoding issue (PyAV).
+The header goes out before the length is known, so its RIFF and data sizes hold 0xFFFFFFFF.
+Decoders that read such a file to its end: Chromium's and Firefox's ``<audio>``, ffmpeg/libav
+(PyAV), libsndfile (soundfile) and SoX; Python's ``wave`` module trusts the size, so it reads to
+the end too (docs/API.md lists them).
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 UNKNOWN_SIZE = 0xFFFFFFFF
-
-
-@dataclass(frozen=True)
-class FormatInfo:
-    media_type: str
-    header: bytes
+ACCEPTED_TYPES = {
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/pcm": "raw_pcm",
+    "audio/l16": "raw_pcm",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/mp4": "fmp4",
+    "audio/aac": "fmp4",
+    "audio/webm": "webm",
+    "audio/ogg": "ogg",
+    "audio/opus": "ogg",
+    "audio/flac": "flac",
+    "audio/basic": "mulaw",
+    "audio/x-mulaw": "mulaw",
+}
 
 
 def wav_header(sample_rate: int, channels: int = 1, bits: int = 16) -> bytes:
@@ -31,9 +42,10 @@ def wav_header(sample_rate: int, channels: int = 1, bits: int = 16) -> bytes:
     )
 
 
-def format_info(audio_format: str, sample_rate: int) -> FormatInfo:
-    if audio_format == "wav":
-        return FormatInfo("audio/wav", wav_header(sample_rate))
-    if audio_format == "raw_pcm":
-        return FormatInfo("audio/pcm", b"")
-    raise ValueError(f"unsupported format {audio_format!r}")
+def format_from_accept(accept: str) -> str | None:
+    """The first format an Accept header names (in its order); ``format`` overrides it."""
+    for part in accept.split(","):
+        media_type = part.split(";")[0].strip().lower()
+        if media_type in ACCEPTED_TYPES:
+            return ACCEPTED_TYPES[media_type]
+    return None

@@ -23,7 +23,6 @@ EXPOSED_HEADERS = [
     "X-Worker-Id",
     "X-Sample-Rate",
     "X-Audio-Channels",
-    "X-Sample-Format",
 ]
 
 

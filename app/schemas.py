@@ -8,17 +8,18 @@ names the field.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
 from worker.engine.params import SynthesisParams, field_aliases
 from worker.settings import Settings
 
-AudioFormat = Literal["wav", "raw_pcm"]
-FORMATS: tuple[str, ...] = ("wav", "raw_pcm")
-LATER_FORMATS = ("mp3", "fmp4", "webm", "opus", "aac", "flac")
-REQUEST_FIELDS = ("text", "voice_id", "format", "api_key", "type")
+from .encoding import FORMATS, output_rate
+
+REQUEST_FIELDS = ("text", "voice_id", "format", "sample_rate", "api_key", "type")
+# Every Chatterbox model speaks at 24 kHz (the worker's Started message confirms it per request).
+MODEL_RATE = 24000
 
 
 class InvalidRequest(Exception):
@@ -33,11 +34,17 @@ class SpeechRequest:
     """A validated synthesis request: text (None when it will stream in), voice, format, params."""
 
     def __init__(
-        self, text: str | None, voice_id: str | None, audio_format: str, params: SynthesisParams
+        self,
+        text: str | None,
+        voice_id: str | None,
+        audio_format: str,
+        sample_rate: int | None,
+        params: SynthesisParams,
     ) -> None:
         self.text = text
         self.voice_id = voice_id
         self.format = audio_format
+        self.sample_rate = sample_rate  # None: the model's own rate (mulaw: 8000)
         self.params = params
 
 
@@ -52,6 +59,7 @@ def parse_speech_request(
     if voice_id is not None and not isinstance(voice_id, str):
         raise InvalidRequest("voice_id", "voice_id must be a string")
     audio_format = _format(data.get("format") or "wav")
+    sample_rate = _sample_rate(audio_format, data.get("sample_rate"))
     overrides = {k: v for k, v in data.items() if k not in REQUEST_FIELDS}
     for key, value in overrides.items():
         if value == "":
@@ -67,7 +75,7 @@ def parse_speech_request(
         if first["type"] == "extra_forbidden":
             message = f"unknown parameter {field!r}"
         raise InvalidRequest(field, f"{field}: {message}") from None
-    return SpeechRequest(text, voice_id, audio_format, params)
+    return SpeechRequest(text, voice_id, audio_format, sample_rate, params)
 
 
 def _text(text: object, limit: int) -> str:
@@ -85,9 +93,22 @@ def _text(text: object, limit: int) -> str:
 
 
 def _format(value: object) -> str:
-    if value in FORMATS:
-        return str(value)
-    hint = " (coming in a later release)" if value in LATER_FORMATS else ""
+    if isinstance(value, str) and value in FORMATS:
+        return value
     raise InvalidRequest(
-        "format", f"format {value!r} is not supported{hint}; use one of {', '.join(FORMATS)}"
+        "format", f"format {value!r} is not supported; use one of {', '.join(FORMATS)}"
     )
+
+
+def _sample_rate(audio_format: str, value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        rate = int(str(value))
+    except ValueError:
+        raise InvalidRequest("sample_rate", "sample_rate must be a whole number of Hz") from None
+    try:
+        output_rate(audio_format, rate, MODEL_RATE)
+    except ValueError as error:
+        raise InvalidRequest("sample_rate", f"sample_rate: {error}") from None
+    return rate

@@ -56,6 +56,7 @@ class RequestStream:
     unsent_text: list[TextPiece] = field(default_factory=list)  # before a worker was assigned
     finished: bool = False  # Done or Failed was received
     done: Done | None = None
+    pcm_bytes: int = 0  # audio handed to the route so far
     on_consumed: Callable[[RequestStream], None] | None = None
 
     def deliver(self, event: Event) -> None:
@@ -75,6 +76,7 @@ class RequestStream:
     async def audio(self) -> AsyncIterator[bytes]:
         """PCM bytes as they come; ends at Done (kept in ``self.done``), raises on Failed."""
         async for event in self._until_end():
+            self.pcm_bytes += len(event.pcm)
             yield event.pcm
 
     async def _until_end(self) -> AsyncIterator[AudioChunk]:

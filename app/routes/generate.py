@@ -11,8 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..audio_format import format_info
+from ..audio_format import format_from_accept
+from ..audio_stream import encoded, encoder_for
 from ..dependencies import Authorized, PoolDep, SettingsDep
+from ..encoding import Encoder, output_rate
 from ..errors import ApiError
 from ..schemas import InvalidRequest, parse_speech_request
 from ..speech import start_speech
@@ -20,19 +22,6 @@ from ..streams import RequestStream, StreamFailed
 
 log = logging.getLogger(__name__)
 router = APIRouter(dependencies=[Authorized])
-
-
-ACCEPTED_TYPES = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav",
-                  "audio/pcm": "raw_pcm"}  # fmt: skip
-
-
-def _format_from_accept(accept: str) -> str | None:
-    """The first format named in an Accept header; ``format`` itself overrides it."""
-    for part in accept.split(","):
-        media_type = part.split(";")[0].strip().lower()
-        if media_type in ACCEPTED_TYPES:
-            return ACCEPTED_TYPES[media_type]
-    return None
 
 
 async def _request_data(request: Request) -> dict[str, Any]:
@@ -45,7 +34,7 @@ async def _request_data(request: Request) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ApiError(422, "invalid_request", "the body must be a JSON object")
         data.update(body)
-    accepted = _format_from_accept(request.headers.get("accept", ""))
+    accepted = format_from_accept(request.headers.get("accept", ""))
     if accepted and not data.get("format"):
         data["format"] = accepted
     return data
@@ -59,20 +48,19 @@ async def generate(request: Request, settings: SettingsDep, pool: PoolDep) -> St
     except InvalidRequest as error:
         raise ApiError(422, "invalid_request", str(error), error.field) from None
     stream, started = await start_speech(speech, pool, settings)
-    info = format_info(speech.format, started.sample_rate)
+    encoder = encoder_for(speech.format, speech.sample_rate, started.sample_rate)
     headers = {
         "X-Request-Id": stream.request_id,
         "X-Worker-Id": started.worker_id,
-        "X-Sample-Rate": str(started.sample_rate),
+        "X-Sample-Rate": str(output_rate(speech.format, speech.sample_rate, started.sample_rate)),
         "X-Audio-Channels": "1",
-        "X-Sample-Format": "s16le",
         "Cache-Control": "no-store",
         "X-Accel-Buffering": "no",  # nginx and similar proxies: do not buffer the stream
     }
     return AudioStreamResponse(
-        _body(stream, info.header),
+        _body(stream, encoder),
         on_close=lambda: pool.release(stream),
-        media_type=info.media_type,
+        media_type=encoder.media_type,
         headers=headers,
     )
 
@@ -94,12 +82,10 @@ class AudioStreamResponse(StreamingResponse):
             self.on_close()
 
 
-async def _body(stream: RequestStream, header: bytes) -> AsyncIterator[bytes]:
-    if header:
-        yield header
+async def _body(stream: RequestStream, encoder: Encoder) -> AsyncIterator[bytes]:
     try:
-        async for pcm in stream.audio():
-            yield pcm
+        async for data in encoded(stream, encoder):
+            yield data
     except StreamFailed as error:
         # The status line is out: break the connection (no final chunk), so the client sees an
         # incomplete response instead of a short file that looks whole.

@@ -20,9 +20,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from worker.messages import TextPiece
 from worker.settings import Settings
 
-from ..audio_format import format_info
+from ..audio_stream import encoded, encoder_for
 from ..auth import check_api_key
 from ..dependencies import PoolDep, SettingsDep
+from ..encoding import Encoder, output_rate
 from ..errors import ApiError, error_response
 from ..pool import WorkerPool
 from ..schemas import InvalidRequest, parse_speech_request
@@ -67,12 +68,11 @@ class ClientError(Exception):
 class Utterance:
     """One start ... end: its stream on the pool and the task forwarding its audio."""
 
-    def __init__(self, stream: RequestStream, audio_format: str, sample_rate: int) -> None:
+    def __init__(self, stream: RequestStream, encoder: Encoder, source_rate: int) -> None:
         self.stream = stream
-        self.format = audio_format
-        self.sample_rate = sample_rate
+        self.encoder = encoder
+        self.source_rate = source_rate
         self.chars = 0
-        self.audio_bytes = 0
         self.first_text: float | None = None
         self.first_audio: float | None = None
         self.task: asyncio.Task[None] | None = None
@@ -152,16 +152,18 @@ class StreamSession:
         except InvalidRequest as error:
             raise ClientError("invalid_request", str(error), error.field) from None
         stream, started = await start_speech(speech, self.pool, self.settings)
-        utterance = Utterance(stream, speech.format, started.sample_rate)
+        rate = output_rate(speech.format, speech.sample_rate, started.sample_rate)
+        encoder = encoder_for(speech.format, speech.sample_rate, started.sample_rate)
+        utterance = Utterance(stream, encoder, started.sample_rate)
         self.utterance = utterance
         await self.ws.send_json(
             {
                 "type": "started",
                 "request_id": stream.request_id,
-                "sample_rate": started.sample_rate,
+                "sample_rate": rate,
                 "channels": 1,
                 "format": speech.format,
-                "sample_format": "s16le",
+                "content_type": encoder.media_type,
             }
         )
         utterance.task = asyncio.create_task(self._forward(utterance))
@@ -189,14 +191,10 @@ class StreamSession:
     async def _forward(self, utterance: Utterance) -> None:
         stream = utterance.stream
         try:
-            header = format_info(utterance.format, utterance.sample_rate).header
-            if header:
-                await self.ws.send_bytes(header)
-            async for pcm in stream.audio():
+            async for data in encoded(stream, utterance.encoder):
                 if utterance.first_audio is None:
                     utterance.first_audio = time.perf_counter()
-                await self.ws.send_bytes(pcm)
-                utterance.audio_bytes += len(pcm)
+                await self.ws.send_bytes(data)
             await self.ws.send_json(self._done_event(utterance))
         except StreamFailed as error:
             failed = error.failed
@@ -215,7 +213,7 @@ class StreamSession:
         return {
             "type": "done",
             "request_id": utterance.stream.request_id,
-            "audio_seconds": round(utterance.audio_bytes / 2 / utterance.sample_rate, 3),
+            "audio_seconds": round(utterance.stream.pcm_bytes / 2 / utterance.source_rate, 3),
             "time_to_first_audio_ms": first,
             "cancelled": cancelled,
         }
