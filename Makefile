@@ -31,7 +31,15 @@ lock: | $(UV)
 serve: install
 	$(BIN)/python -m app
 
-test: install
+# The browser tests drive Chromium through ChromeDriver: Debian's packages, installed if missing.
+CHROMEDRIVER := $(shell command -v chromedriver 2>/dev/null || echo /usr/bin/chromedriver)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMEDRIVER):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver
+
+test: install $(CHROMEDRIVER)
 	$(BIN)/python -m pytest
 
 lint: install
