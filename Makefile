@@ -10,7 +10,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .cache/uv/bin/uv)
 STAMP := $(VENV)/.installed
 TINY_CKPT ?= .cache/checkpoints/chatterbox-tiny
 
-.PHONY: install serve test lint lock bench bench-service checkpoint clean
+.PHONY: install serve test lint lock bench bench-service bench-formats checkpoint clean
 
 install: $(STAMP)
 
@@ -58,6 +58,10 @@ bench: install $(TINY_CKPT)/random_weights.json
 # The service end to end: HTTP time to first audio vs the engine's, slot release, 8 concurrent.
 bench-service: install $(TINY_CKPT)/random_weights.json
 	$(BIN)/python scripts/bench_service.py --model-path $(TINY_CKPT) --out .cache/bench_service.json
+
+# Output formats: bytes per second, encoder CPU, first-chunk delay (docs/API.md has the table).
+bench-formats: install $(TINY_CKPT)/random_weights.json
+	$(BIN)/python scripts/bench_formats.py --model-path $(TINY_CKPT) --out .cache/bench_formats.json
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,9 +1,8 @@
 """The streaming WAV header, and the formats an ``Accept`` header may ask for.
 
 The header goes out before the length is known, so its RIFF and data sizes hold 0xFFFFFFFF.
-Decoders that read such a file to its end: Chromium's and Firefox's ``<audio>``, ffmpeg/libav
-(PyAV), libsndfile (soundfile) and SoX; Python's ``wave`` module trusts the size, so it reads to
-the end too (docs/API.md lists them).
+Chromium's ``<audio>`` and libav (PyAV, ffmpeg) read such a stream to its end; docs/API.md lists
+what else was checked.
 """
 
 from __future__ import annotations
@@ -16,11 +15,9 @@ ACCEPTED_TYPES = {
     "audio/x-wav": "wav",
     "audio/wave": "wav",
     "audio/pcm": "raw_pcm",
-    "audio/l16": "raw_pcm",
     "audio/mpeg": "mp3",
     "audio/mp3": "mp3",
     "audio/mp4": "fmp4",
-    "audio/aac": "fmp4",
     "audio/webm": "webm",
     "audio/ogg": "ogg",
     "audio/opus": "ogg",
@@ -43,9 +40,18 @@ def wav_header(sample_rate: int, channels: int = 1, bits: int = 16) -> bytes:
 
 
 def format_from_accept(accept: str) -> str | None:
-    """The first format an Accept header names (in its order); ``format`` overrides it."""
-    for part in accept.split(","):
-        media_type = part.split(";")[0].strip().lower()
-        if media_type in ACCEPTED_TYPES:
-            return ACCEPTED_TYPES[media_type]
-    return None
+    """The format an Accept header prefers (highest q, then first listed; q=0 excludes);
+    ``format`` overrides it."""
+    choices = []
+    for order, part in enumerate(accept.split(",")):
+        media_type, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    quality = float(param[2:])
+                except ValueError:
+                    quality = 0.0
+        if media_type.lower() in ACCEPTED_TYPES and quality > 0:
+            choices.append((-quality, order, ACCEPTED_TYPES[media_type.lower()]))
+    return min(choices)[2] if choices else None

@@ -80,7 +80,7 @@ def output_rate(name: str, requested: int | None, source_rate: int) -> int:
         if requested not in (None, MULAW_RATE):
             raise ValueError("mulaw is 8000 Hz only")
         return MULAW_RATE
-    rate = requested or source_rate
+    rate = source_rate if requested is None else requested
     if spec.rates is not None and rate not in spec.rates:
         allowed = ", ".join(str(r) for r in spec.rates)
         raise ValueError(f"{name} supports sample rates {allowed}, not {rate}")

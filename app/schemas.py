@@ -107,6 +107,8 @@ def _sample_rate(audio_format: str, value: object) -> int | None:
         rate = int(str(value))
     except ValueError:
         raise InvalidRequest("sample_rate", "sample_rate must be a whole number of Hz") from None
+    if rate <= 0:
+        raise InvalidRequest("sample_rate", "sample_rate must be a positive number of Hz")
     try:
         output_rate(audio_format, rate, MODEL_RATE)
     except ValueError as error:

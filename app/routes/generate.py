@@ -42,7 +42,7 @@ async def _request_data(request: Request) -> dict[str, Any]:
 
 @router.api_route("/tts/generate", methods=["GET", "POST"], response_class=StreamingResponse)
 async def generate(request: Request, settings: SettingsDep, pool: PoolDep) -> StreamingResponse:
-    """Synthesize ``text`` and stream the audio (``format``: wav or raw_pcm)."""
+    """Synthesize ``text`` and stream the audio in ``format`` (else Accept, else wav)."""
     try:
         speech = parse_speech_request(await _request_data(request), settings)
     except InvalidRequest as error:
