@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from worker.settings import Settings
+from worker.voice_library import VoiceLibrary
 
 from .auth import check_api_key
 from .pool import WorkerPool
@@ -23,7 +24,13 @@ def get_pool(request: HTTPConnection) -> WorkerPool:
     return pool
 
 
+def get_library(request: HTTPConnection) -> VoiceLibrary:
+    library: VoiceLibrary = request.app.state.library
+    return library
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+LibraryDep = Annotated[VoiceLibrary, Depends(get_library)]
 PoolDep = Annotated[WorkerPool, Depends(get_pool)]
 
 

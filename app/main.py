@@ -13,10 +13,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from worker.settings import Settings
+from worker.voice_library import VoiceLibrary
 
 from .errors import install_error_handlers
 from .pool import WorkerPool
-from .routes import generate, health, stream
+from .routes import generate, health, stream, voices
 
 EXPOSED_HEADERS = [
     "X-Request-Id",
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
     )
     app.state.settings = settings
     app.state.pool = pool
+    app.state.library = VoiceLibrary(settings.voices_dir, settings.preloaded_voices_dir)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,
@@ -55,6 +57,6 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
         expose_headers=EXPOSED_HEADERS,
     )
     install_error_handlers(app)
-    for module in (health, generate, stream):
+    for module in (health, generate, stream, voices):
         app.include_router(module.router)
     return app

@@ -220,8 +220,11 @@ class WorkerPool:
         else:
             self._publish(Cancel(request_id=stream.request_id))
 
-    def invalidate_voice(self, voice_id: str) -> None:
-        self._publish(InvalidateVoice(voice_id=voice_id))
+    def voice_changed(
+        self, voice_id: str, clip: str | None = None, content_hash: str | None = None
+    ) -> None:
+        """Tell every worker: drop ``voice_id``'s conditioning (and warm the new clip, if any)."""
+        self._publish(InvalidateVoice(voice_id=voice_id, voice_path=clip, voice_hash=content_hash))
 
     def describe_workers(self) -> list[dict[str, object]]:
         return [h.describe() for h in self.handles]
@@ -242,6 +245,7 @@ class WorkerPool:
             params=stream.params,
             voice_id=stream.voice_id,
             voice_path=stream.voice_path,
+            voice_hash=stream.voice_hash,
             credit=self.settings.stream_credit_chunks,
         )
         self._send(handle, job)
@@ -316,6 +320,7 @@ class WorkerPool:
             return  # a previous incarnation's last words
         handle.last_beat = time.monotonic()
         handle.pid, handle.model, handle.variant = beat.pid, beat.model, beat.variant
+        handle.cached_voices = beat.cached_voices
         if beat.error or beat.state == "ready":
             handle.error = beat.error
         if handle.state in ("starting", "loading", "ready", "draining"):

@@ -7,14 +7,15 @@ unknown voice (404), no capacity (503 with Retry-After), and what only the worke
 
 from __future__ import annotations
 
+import asyncio
+
 from worker.messages import Failed, Started
-from worker.settings import Settings
+from worker.voice_library import VoiceError, VoiceLibrary
 
 from .errors import ApiError
 from .pool import PoolUnavailable, WorkerPool
 from .schemas import SpeechRequest
 from .streams import RequestStream, StreamFailed
-from .voices import InvalidVoiceId, VoiceNotFound, voice_path
 
 FAILURE_STATUS = {
     "invalid_request": 422,
@@ -35,29 +36,34 @@ def failure_to_api_error(failed: Failed) -> ApiError:
     return ApiError(status, failed.code, failed.message, field, headers)
 
 
-def open_stream(request: SpeechRequest, settings: Settings) -> RequestStream:
+async def open_stream(request: SpeechRequest, library: VoiceLibrary) -> RequestStream:
     """A stream for ``request`` with its voice resolved (404/422 if the voice is unusable)."""
-    path = None
+    clip, digest = None, None
     if request.voice_id is not None:
         try:
-            path = str(voice_path(request.voice_id, settings))
-        except InvalidVoiceId as error:
-            raise ApiError(422, "invalid_request", str(error), "voice_id") from None
-        except VoiceNotFound as error:
-            raise ApiError(404, "voice_not_found", str(error), "voice_id") from None
+            voice = library.find(request.voice_id)
+            path, digest = await asyncio.to_thread(library.prepared_clip, voice)
+        except VoiceError as error:
+            code = "voice_not_found" if error.status == 404 else "voice_unreadable"
+            if error.status not in (404, 415):
+                code = "invalid_request"
+            status = 404 if error.status == 404 else 422
+            raise ApiError(status, code, str(error), "voice_id") from None
+        clip = str(path)
     return RequestStream(
         text=request.text,
         params=request.params.model_dump(),
         voice_id=request.voice_id,
-        voice_path=path,
+        voice_path=clip,
+        voice_hash=digest,
     )
 
 
 async def start_speech(
-    request: SpeechRequest, pool: WorkerPool, settings: Settings
+    request: SpeechRequest, pool: WorkerPool, library: VoiceLibrary
 ) -> tuple[RequestStream, Started]:
     """Submit ``request`` and wait until a worker has accepted it (or raise ApiError)."""
-    stream = open_stream(request, settings)
+    stream = await open_stream(request, library)
     try:
         await pool.submit(stream)
     except PoolUnavailable as error:

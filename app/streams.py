@@ -48,6 +48,7 @@ class RequestStream:
     params: dict[str, Any]
     voice_id: str | None = None
     voice_path: str | None = None
+    voice_hash: str | None = None
     request_id: str = field(default_factory=new_request_id)
     worker_id: str | None = None
     created: float = field(default_factory=time.perf_counter)

@@ -69,6 +69,7 @@ class WorkerHandle:
     model: str = ""
     variant: str = ""
     error: str = ""
+    cached_voices: list[str] = field(default_factory=list)
 
     @property
     def worker_id(self) -> str:
@@ -93,6 +94,7 @@ class WorkerHandle:
             "active_requests": len(self.active),
             "capacity": self.capacity,
             "model": self.model,
+            "cached_voices": self.cached_voices,
             "error": self.error or None,
             "seconds_since_heartbeat": (
                 round(time.monotonic() - self.last_beat, 2) if self.last_beat else None

@@ -57,6 +57,8 @@ def server(english_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         concurrent_requests_per_worker=4,
         max_queued_requests=2,
         queue_timeout_seconds=60,
+        max_voice_upload_bytes=2_000_000,
+        max_voice_seconds=30,
     ).start()
     try:
         service.wait_ready()

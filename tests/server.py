@@ -34,8 +34,10 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/tts/stream"
-        self.voices_dir = workdir / "voices"
+        self.voices_dir = Path(env.pop("voices_dir", workdir / "voices"))
         self.voices_dir.mkdir(parents=True, exist_ok=True)
+        self.preloaded_dir = workdir / "preloaded"
+        self.preloaded_dir.mkdir(parents=True, exist_ok=True)
         self.env = {
             **os.environ,
             "PYTHONPATH": str(REPO),
@@ -47,7 +49,7 @@ class Server:
             "MODEL_PATH": str(checkpoint),
             "DEVICE": "cpu",
             "VOICES_DIR": str(self.voices_dir),
-            "PRELOADED_VOICES_DIR": str(workdir / "preloaded"),
+            "PRELOADED_VOICES_DIR": str(self.preloaded_dir),
             "LOG_LEVEL": "INFO",
             **{k.upper(): str(v) for k, v in env.items()},
         }

@@ -120,7 +120,7 @@ def test_unknown_voice_gets_404(server: Server) -> None:
     assert response.status_code == 404
     assert response.json()["error"] == {
         "code": "voice_not_found",
-        "message": "voice 'nobody.wav' not found (no such clip among the stored voices)",
+        "message": "voice 'nobody.wav' not found",
         "field": "voice_id",
     }
 

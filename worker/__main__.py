@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from .engine.loading import load_model
     from .engine.pipeline import QueueBounds, StreamingEngine
     from .service import Endpoints, WorkerService, run_until_signal
+    from .voice_library import VoiceLibrary
 
     if args.threads:
         import torch
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         capacity=settings.concurrent_requests_per_worker,
         heartbeat_interval=settings.heartbeat_interval_seconds,
         device=args.device,
+        library=VoiceLibrary(settings.voices_dir, settings.preloaded_voices_dir),
+        voice_cache_size=settings.voice_cache_size,
+        precache=settings.precache_voices,
     )
     return asyncio.run(run_until_signal(service, load))
 

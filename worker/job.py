@@ -101,9 +101,10 @@ class JobRun:
             )
 
     async def _voice(self) -> VoiceConditioning | None:
-        if self.job.voice_id is None or self.job.voice_path is None:
+        job = self.job
+        if job.voice_id is None or job.voice_path is None or job.voice_hash is None:
             return None
-        return await self.voices.get(self.job.voice_id, self.job.voice_path)
+        return await self.voices.get(job.voice_id, job.voice_path, job.voice_hash)
 
     @staticmethod
     def cancelled_before_start(request_id: str) -> Done:

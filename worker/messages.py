@@ -37,7 +37,8 @@ class Job(_Message):
     text: str | None
     params: dict[str, Any]
     voice_id: str | None = None
-    voice_path: str | None = None
+    voice_path: str | None = None  # the prepared clip (see worker.voice_library)
+    voice_hash: str | None = None  # its content hash: the cache key
     credit: int = Field(ge=1, description="Audio messages the worker may send before a Credit")
 
 
@@ -65,10 +66,13 @@ class Cancel(_Message):
 
 
 class InvalidateVoice(_Message):
-    """A voice changed or was deleted: drop its cached conditioning."""
+    """A voice was added, overwritten or deleted: drop its cached conditioning; if the new clip
+    is given and the worker pre-caches voices, prepare it now."""
 
     type: Literal["invalidate_voice"] = "invalidate_voice"
     voice_id: str
+    voice_path: str | None = None
+    voice_hash: str | None = None
 
 
 class Drain(_Message):
@@ -89,6 +93,7 @@ class Heartbeat(_Message):
     model: str = ""
     variant: str = ""
     error: str = ""
+    cached_voices: list[str] = Field(default_factory=list)
 
 
 class Started(_Message):

@@ -37,6 +37,7 @@ from .messages import (
     encode,
 )
 from .voice_cache import VoiceCache
+from .voice_library import VoiceLibrary
 
 log = logging.getLogger(__name__)
 TOMBSTONES = 4096  # cancelled request ids remembered, for a cancel that overtakes its job
@@ -60,7 +61,13 @@ class WorkerService:
         capacity: int,
         heartbeat_interval: float,
         device: str,
+        library: VoiceLibrary | None = None,
+        voice_cache_size: int = 32,
+        precache: bool = False,
     ) -> None:
+        self.library = library
+        self.voice_cache_size = voice_cache_size
+        self.precache = precache and library is not None
         self.worker_id = worker_id
         self.generation = generation
         self.capacity = capacity
@@ -102,7 +109,9 @@ class WorkerService:
                 self.state, self.error = "failed", str(error) or type(error).__name__
                 await self._beat()
                 return 3
-            self.voices = VoiceCache(self.engine.model)
+            self.voices = VoiceCache(self.engine.model, self.voice_cache_size)
+            if self.precache:
+                await self._precache()
             self.model_name = self.engine.model.describe()
             self.variant = self.engine.model.variant.value
             if self._stopped.is_set():  # told to stop while loading
@@ -139,6 +148,7 @@ class WorkerService:
                 model=self.model_name,
                 variant=self.variant,
                 error=self.error,
+                cached_voices=self.voices.voice_ids if self.voices else [],
             )
         )
 
@@ -170,6 +180,8 @@ class WorkerService:
                 self._cancel(message.request_id)
             elif isinstance(message, InvalidateVoice) and self.voices is not None:
                 self.voices.invalidate(message.voice_id)
+                if self.precache and message.voice_path and message.voice_hash:
+                    self._warm(message.voice_id, message.voice_path, message.voice_hash)
             elif isinstance(message, Drain):
                 self._drain()
 
@@ -189,6 +201,29 @@ class WorkerService:
         self.runs[request_id] = run
         run.task = asyncio.create_task(run.run())
         run.task.add_done_callback(lambda _: self._finished(run))
+
+    async def _precache(self) -> None:
+        """Prepare every voice of the library before taking requests (PRECACHE_VOICES)."""
+        assert self.voices is not None and self.library is not None
+        for voice in self.library.voices()[: self.voice_cache_size]:
+            try:
+                clip, digest = await asyncio.to_thread(self.library.prepared_clip, voice)
+                await self.voices.get(voice.voice_id, str(clip), digest)
+            except Exception as error:  # one bad file must not keep the worker from serving
+                log.warning("could not pre-cache voice %s: %s", voice.voice_id, error)
+
+    def _warm(self, voice_id: str, clip: str, digest: str) -> None:
+        assert self.voices is not None
+        task = asyncio.create_task(self._warm_one(voice_id, clip, digest))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _warm_one(self, voice_id: str, clip: str, digest: str) -> None:
+        assert self.voices is not None
+        try:
+            await self.voices.get(voice_id, clip, digest)
+        except Exception as error:
+            log.warning("could not warm voice %s: %s", voice_id, error)
 
     def _reply_later(self, message: _Message) -> None:
         task = asyncio.create_task(self.send(message))

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     voices_dir: Path = Path("voices")
     preloaded_voices_dir: Path = Path("preloaded-voices")
     cors_origins: str = "*"
+    # --- Voices (ours) ---
+    max_voice_upload_bytes: int = Field(20_000_000, ge=1000, description="Largest upload")
+    max_voice_seconds: float = Field(120.0, gt=0, description="Longest reference clip accepted")
+    voice_cache_size: int = Field(32, ge=1, le=10000, description="Voices kept ready per worker")
+    precache_voices: bool = Field(
+        False, description="Prepare every voice when a worker starts (else on first use)"
+    )
     # --- Server (ours) ---
     allow_unauthenticated: bool = Field(
         False, description="Serve without API_KEY on a non-loopback HOST (deliberately open)"

@@ -1,8 +1,9 @@
-"""Each worker's cache of voice conditioning, computed once per voice file and kept on device.
+"""Each worker's cache of voice conditioning: memory (LRU) in front of the library's disk copy.
 
-Keyed by voice id and the file's size and modification time, so a replaced file is never served
-stale even if an invalidation message was missed; bounded (least recently used goes first) so
-many voices cannot exhaust GPU memory.
+Keyed by the voice's content hash, so an overwritten voice is a different entry and a request
+racing the overwrite gets the old voice or the new one, never a mix. On a miss the conditioning
+is read from ``.prepared/<hash>/<variant>.pt`` if a worker (of any master on the volume) already
+computed it, else computed from the prepared clip and saved there for the next restart.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from .engine.s3gen_stream import SAMPLE_RATE
 from .messages import ErrorCode
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str, int, int]
 
 
 class VoiceUnavailableError(Exception):
@@ -31,42 +31,49 @@ class VoiceUnavailableError(Exception):
 
 
 class VoiceCache:
-    def __init__(self, model: LoadedModel, max_voices: int = 64) -> None:
+    def __init__(self, model: LoadedModel, max_voices: int = 32) -> None:
         self.model = model
         self.max_voices = max_voices
-        self._entries: OrderedDict[Key, VoiceConditioning] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[str, VoiceConditioning]] = OrderedDict()
         self._lock = asyncio.Lock()
 
-    async def get(self, voice_id: str, path: str) -> VoiceConditioning:
-        """The conditioning of the voice in ``path``, computed in a thread on first use."""
-        try:
-            stat = Path(path).stat()
-        except OSError as error:
-            message = f"voice {voice_id!r} does not exist"
-            raise VoiceUnavailableError("voice_not_found", message) from error
-        key = (voice_id, path, stat.st_mtime_ns, stat.st_size)
+    @property
+    def voice_ids(self) -> list[str]:
+        return sorted({voice_id for voice_id, _ in self._entries.values()})
+
+    async def get(self, voice_id: str, clip: str, content_hash: str) -> VoiceConditioning:
+        """The conditioning of the prepared ``clip``, computed (in a thread) at most once."""
         async with self._lock:  # one computation at a time; a second request waits and reuses it
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return self._entries[key]
-            voice = await asyncio.get_running_loop().run_in_executor(None, self._compute, path)
-            self._forget(voice_id)
-            self._entries[key] = voice
+            if content_hash in self._entries:
+                self._entries.move_to_end(content_hash)
+                return self._entries[content_hash][1]
+            loop = asyncio.get_running_loop()
+            voice = await loop.run_in_executor(None, self._load_or_compute, Path(clip))
+            self._entries[content_hash] = (voice_id, voice)
             while len(self._entries) > self.max_voices:
-                self._entries.popitem(last=False)
+                evicted, _ = self._entries.popitem(last=False)
+                log.info("voice cache full (%d): dropped %s", self.max_voices, evicted[:12])
             return voice
 
     def invalidate(self, voice_id: str) -> None:
-        self._forget(voice_id)
-
-    def _forget(self, voice_id: str) -> None:
-        for key in [k for k in self._entries if k[0] == voice_id]:
+        for key in [k for k, (owner, _) in self._entries.items() if owner == voice_id]:
             del self._entries[key]
 
-    def _compute(self, path: str) -> VoiceConditioning:
+    def _load_or_compute(self, clip: Path) -> VoiceConditioning:
+        stored = clip.parent / f"{self.model.variant.value}.pt"
+        if stored.is_file():
+            try:
+                return VoiceConditioning.load(stored, self.model.device)
+            except Exception as error:  # a file from another version: recompute it
+                log.warning("could not load %s (%s); recomputing", stored, error)
         try:
-            if path.endswith(".pt"):
-                return VoiceConditioning.load(path, self.model.device)
-            return compute_conditioning(self.model, load_reference(path), SAMPLE_RATE)
+            voice = compute_conditioning(self.model, load_reference(clip), SAMPLE_RATE)
+        except FileNotFoundError as error:
+            raise VoiceUnavailableError("voice_not_found", "the voice was deleted") from error
         except (AudioDecodeError, InvalidRequestError) as error:
             raise VoiceUnavailableError("voice_unreadable", f"voice unusable: {error}") from error
+        try:
+            voice.save(stored)  # atomic: concurrent workers write the same content
+        except OSError as error:  # a read-only volume: the cache in memory still works
+            log.warning("could not store %s: %s", stored, error)
+        return voice

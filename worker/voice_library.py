@@ -110,19 +110,12 @@ class VoiceLibrary:
 
     def find(self, voice_id: str) -> Voice:
         """The voice ``voice_id`` (the extension may be left out); VoiceError 404 if none."""
-        try:
-            clean = sanitize_voice_id(voice_id, ".wav") if "." not in voice_id else voice_id
-        except VoiceError as error:
-            raise VoiceError(422, str(error)) from None
-        if clean != voice_id and "." in voice_id:
-            raise VoiceError(422, f"voice_id {voice_id!r} is not a valid voice id")
+        if not _is_plain(voice_id) or any(unicodedata.category(c)[0] == "C" for c in voice_id):
+            raise VoiceError(422, f"voice_id {voice_id[:40]!r} is not a valid voice id")
         for directory, preloaded in ((self.voices_dir, False), (self.preloaded_dir, True)):
-            if _is_plain(voice_id) and (directory / voice_id).is_file():
-                return Voice(voice_id, directory / voice_id, preloaded)
-            for suffix in AUDIO_SUFFIXES:
-                candidate = directory / f"{voice_id}{suffix}"
-                if _is_plain(voice_id) and candidate.is_file():
-                    return Voice(candidate.name, candidate, preloaded)
+            for name in (voice_id, *(voice_id + suffix for suffix in AUDIO_SUFFIXES)):
+                if (directory / name).is_file():
+                    return Voice(name, directory / name, preloaded)
         raise VoiceError(404, f"voice {voice_id!r} not found")
 
     def content_hash(self, voice: Voice) -> str:
@@ -151,8 +144,6 @@ class VoiceLibrary:
 
     def add(self, voice_id: str, data: bytes, overwrite: bool) -> Voice:
         """Store ``data`` as ``voice_id`` atomically; VoiceError 409 if it exists."""
-        if (self.preloaded_dir / voice_id).is_file() and overwrite:
-            pass  # an uploaded voice of the same id takes precedence over the preloaded one
         target = self.voices_dir / voice_id
         self.voices_dir.mkdir(parents=True, exist_ok=True)
         temporary = _write_temporary(target, data)
@@ -209,6 +200,8 @@ def trim_silence(wav: np.ndarray) -> np.ndarray:
         return wav
     energy = np.sqrt(np.mean(np.square(wav[: frames * frame].reshape(frames, frame)), axis=1))
     loud = np.flatnonzero(energy > energy.max() * 10 ** (SILENCE_DB / 20))
+    if not len(loud):
+        return wav[:0]  # digital silence
     start, stop = max(0, loud[0] - 2) * frame, min(frames, loud[-1] + 3) * frame
     return wav[start:stop]
 

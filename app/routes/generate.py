@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..audio_format import format_from_accept
 from ..audio_stream import encoded, encoder_for
-from ..dependencies import Authorized, PoolDep, SettingsDep
+from ..dependencies import Authorized, LibraryDep, PoolDep, SettingsDep
 from ..encoding import Encoder, output_rate
 from ..errors import ApiError
 from ..schemas import InvalidRequest, parse_speech_request
@@ -41,13 +41,15 @@ async def _request_data(request: Request) -> dict[str, Any]:
 
 
 @router.api_route("/tts/generate", methods=["GET", "POST"], response_class=StreamingResponse)
-async def generate(request: Request, settings: SettingsDep, pool: PoolDep) -> StreamingResponse:
+async def generate(
+    request: Request, settings: SettingsDep, pool: PoolDep, library: LibraryDep
+) -> StreamingResponse:
     """Synthesize ``text`` and stream the audio in ``format`` (else Accept, else wav)."""
     try:
         speech = parse_speech_request(await _request_data(request), settings)
     except InvalidRequest as error:
         raise ApiError(422, "invalid_request", str(error), error.field) from None
-    stream, started = await start_speech(speech, pool, settings)
+    stream, started = await start_speech(speech, pool, library)
     encoder = encoder_for(speech.format, speech.sample_rate, started.sample_rate)
     headers = {
         "X-Request-Id": stream.request_id,

@@ -19,10 +19,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from worker.messages import TextPiece
 from worker.settings import Settings
+from worker.voice_library import VoiceLibrary
 
 from ..audio_stream import encoded, encoder_for
 from ..auth import check_api_key
-from ..dependencies import PoolDep, SettingsDep
+from ..dependencies import LibraryDep, PoolDep, SettingsDep
 from ..encoding import Encoder, output_rate
 from ..errors import ApiError, error_response
 from ..pool import WorkerPool
@@ -36,14 +37,16 @@ POLICY_VIOLATION = 1008
 
 
 @router.websocket("/tts/stream")
-async def tts_stream(websocket: WebSocket, settings: SettingsDep, pool: PoolDep) -> None:
+async def tts_stream(
+    websocket: WebSocket, settings: SettingsDep, pool: PoolDep, library: LibraryDep
+) -> None:
     try:
         check_api_key(websocket, settings)
     except ApiError as error:
         await _deny(websocket, error)
         return
     await websocket.accept()
-    session = StreamSession(websocket, pool, settings)
+    session = StreamSession(websocket, pool, settings, library)
     try:
         await session.run()
     finally:
@@ -83,7 +86,10 @@ class Utterance:
 
 
 class StreamSession:
-    def __init__(self, websocket: WebSocket, pool: WorkerPool, settings: Settings) -> None:
+    def __init__(
+        self, websocket: WebSocket, pool: WorkerPool, settings: Settings, library: VoiceLibrary
+    ) -> None:
+        self.library = library
         self.ws = websocket
         self.pool = pool
         self.settings = settings
@@ -151,7 +157,7 @@ class StreamSession:
             speech = parse_speech_request(fields, self.settings, text_required=False)
         except InvalidRequest as error:
             raise ClientError("invalid_request", str(error), error.field) from None
-        stream, started = await start_speech(speech, self.pool, self.settings)
+        stream, started = await start_speech(speech, self.pool, self.library)
         rate = output_rate(speech.format, speech.sample_rate, started.sample_rate)
         encoder = encoder_for(speech.format, speech.sample_rate, started.sample_rate)
         utterance = Utterance(stream, encoder, started.sample_rate)
