@@ -126,6 +126,39 @@ async def slot_release(client: httpx.AsyncClient, url: str) -> float:
     return time.perf_counter() - closed
 
 
+async def voice_first_use(client: httpx.AsyncClient, url: str, voices: int) -> dict[str, Any]:
+    """Time to first audio with a just-uploaded voice (conditioning computed on this request)
+    and with the same voice again (cached in the worker)."""
+    import io
+
+    from tests.audio_files import write_audio
+    from worker.engine.random_checkpoint import reference_clip
+
+    first, cached = [], []
+    for seed in range(voices):
+        path = Path(f"/tmp/bench-voice-{seed}.wav")
+        write_audio(path, reference_clip(10.0, seed=100 + seed), 24000)
+        files = {"file": (f"bench-{seed}-{time.time_ns()}.wav", io.BytesIO(path.read_bytes()))}
+        voice_id = (await client.post(f"{url}/voices", files=files)).json()["voice_id"]
+        for timings in (first, cached):
+            params = {"text": TEXT, "voice_id": voice_id, "fixed_token_count": 50,
+                      "format": "raw_pcm"}  # fmt: skip
+            started = time.perf_counter()
+            async with client.stream("GET", f"{url}/tts/generate", params=params) as response:
+                response.raise_for_status()
+                async for chunk in response.aiter_raw():
+                    if chunk:
+                        timings.append(time.perf_counter() - started)
+                        break
+        await client.delete(f"{url}/voices/{voice_id}")
+    return {
+        "first_use_first_audio_s": [round(x, 3) for x in first],
+        "cached_first_audio_s": [round(x, 3) for x in cached],
+        "median_first_use_s": round(statistics.median(first), 3),
+        "median_cached_s": round(statistics.median(cached), 3),
+    }
+
+
 async def concurrent(client: httpx.AsyncClient, url: str, n: int, tokens: int) -> dict[str, Any]:
     async def one(seed: int) -> tuple[float, float, int]:
         params = {"text": TEXT, "seed": seed, "fixed_token_count": tokens, "format": "wav"}
@@ -162,6 +195,7 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
             http_runs.append(await http_first_audio(client, url, seed, args.tokens))
         releases = [await slot_release(client, url) for _ in range(args.runs)]
         load = await concurrent(client, url, args.concurrent, args.tokens)
+        voices = await voice_first_use(client, url, args.runs)
     engine.close()
     med_engine, med_http = statistics.median(engine_runs), statistics.median(http_runs)
     return {
@@ -174,6 +208,7 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "slot_release_ms": [round(x * 1000, 1) for x in releases],
         "median_slot_release_ms": round(statistics.median(releases) * 1000, 1),
         "concurrent": load,
+        "voices": voices,
     }
 
 
