@@ -160,3 +160,20 @@ async def test_deleting_a_voice_reaches_every_workers_cache(server: Server, tmp_
 def cached(server: Server) -> list[dict[str, object]]:
     time.sleep(1.1)  # a heartbeat carries the worker's cache
     return list(server.status()["workers"])
+
+
+def test_a_name_without_extension_gets_the_uploads_real_format(
+    server: Server, tmp_path: Path
+) -> None:
+    data = clip_bytes(tmp_path, seed=6, suffix=".mp3")
+    response = upload(server, "blob", data, voice_id="plain")
+    assert response.status_code == 201 and response.json()["voice_id"] == "plain.mp3"
+
+
+def test_a_stray_file_in_the_volume_does_not_break_listing(server: Server) -> None:
+    (server.voices_dir / "notes.txt").write_text("not a voice")
+    (server.voices_dir / "bad.wav").write_bytes(b"not audio either")
+    listed = httpx.get(f"{server.url}/voices", params={"details": "true"}, headers=server.headers)
+    assert listed.status_code == 200
+    by_id = {v["voice_id"]: v for v in listed.json()}
+    assert "notes.txt" not in by_id and by_id["bad.wav"]["usable"] is False

@@ -22,6 +22,7 @@ import hashlib
 import io
 import os
 import re
+import tempfile
 import unicodedata
 import uuid
 import wave
@@ -29,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 import pyloudnorm
 
@@ -87,7 +89,8 @@ def sanitize_voice_id(name: str, suffix_from: str | None = None) -> str:
             f"spaces, . _ - ( ) + , '), not starting with a dot, at most {_MAX_ID} characters",
         )
     if not name.lower().endswith(AUDIO_SUFFIXES):
-        suffix = Path(suffix_from or "").suffix.lower()
+        hint = suffix_from or ""
+        suffix = (Path(hint).suffix or (hint if hint.startswith(".") else "")).lower()
         name += suffix if suffix in AUDIO_SUFFIXES else ".wav"
     return name
 
@@ -97,6 +100,8 @@ class VoiceLibrary:
         self.voices_dir = voices_dir
         self.preloaded_dir = preloaded_dir
         self._hashes: dict[tuple[str, int, int], str] = {}
+        # Where prepared clips go when VOICES_DIR is read-only (a volume mounted that way).
+        self.fallback_dir = Path(tempfile.gettempdir()) / "chatterbox-prepared"
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -122,6 +127,8 @@ class VoiceLibrary:
         stat = voice.path.stat()
         key = (str(voice.path), stat.st_mtime_ns, stat.st_size)
         if key not in self._hashes:
+            if len(self._hashes) > 10_000:
+                self._hashes.clear()
             self._hashes[key] = hashlib.sha256(voice.path.read_bytes()).hexdigest()
         return self._hashes[key]
 
@@ -131,9 +138,17 @@ class VoiceLibrary:
     def prepared_clip(self, voice: Voice) -> tuple[Path, str]:
         """(the clip used for cloning, the content hash), preparing the clip if need be."""
         digest = self.content_hash(voice)
+        for root in (self.voices_dir / PREPARED, self.fallback_dir):
+            clip = root / digest / "clip.wav"
+            if clip.is_file():
+                return clip, digest
+        data = wav_bytes(prepare_clip(decode(voice.path.read_bytes())))
         clip = self.prepared_dir(digest) / "clip.wav"
-        if not clip.is_file():
-            write_atomic(clip, wav_bytes(prepare_clip(decode(voice.path.read_bytes()))))
+        try:
+            write_atomic(clip, data)
+        except OSError:  # a read-only volume: prepare into the local fallback instead
+            clip = self.fallback_dir / digest / "clip.wav"
+            write_atomic(clip, data)
         return clip, digest
 
     def variants_prepared(self, voice: Voice) -> list[str]:
@@ -151,12 +166,7 @@ class VoiceLibrary:
             if overwrite:
                 os.replace(temporary, target)
             else:
-                try:
-                    os.link(temporary, target)  # atomic, and fails if the id is taken
-                except FileExistsError:
-                    raise VoiceError(
-                        409, f"voice {voice_id!r} already exists; add overwrite=true to replace it"
-                    ) from None
+                _link_new(temporary, target, voice_id)
         finally:
             temporary.unlink(missing_ok=True)
         _fsync_dir(self.voices_dir)
@@ -171,12 +181,46 @@ class VoiceLibrary:
         return voice
 
 
+def _link_new(temporary: Path, target: Path, voice_id: str) -> None:
+    """Put ``temporary`` at ``target`` unless it exists (VoiceError 409)."""
+    taken = VoiceError(409, f"voice {voice_id!r} already exists; add overwrite=true to replace it")
+    try:
+        os.link(temporary, target)  # atomic, and fails if the id is taken
+    except FileExistsError:
+        raise taken from None
+    except OSError:  # a filesystem without hard links: exclusive create, then replace
+        try:
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise taken from None
+        os.replace(temporary, target)
+
+
 def decode(data: bytes) -> np.ndarray:
     """Mono float32 at 24 kHz; VoiceError 415 if the bytes are not audio."""
     try:
         return decode_audio(io.BytesIO(data), RATE)
-    except AudioDecodeError as error:
-        raise VoiceError(415, f"the file is not audio we can read: {error}", "file") from None
+    except AudioDecodeError:
+        raise VoiceError(
+            415,
+            "the file is not audio that can be read (send WAV, MP3, FLAC, Ogg/Opus, M4A or WebM)",
+            "file",
+        ) from None
+
+
+def sniff_suffix(data: bytes) -> str:
+    """The file suffix for the container ``data`` is in (for uploads named without one)."""
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            names = container.format.name.split(",")
+    except (av.FFmpegError, ValueError):
+        return ".wav"
+    for name, suffix in (("wav", ".wav"), ("mp3", ".mp3"), ("flac", ".flac"), ("ogg", ".ogg"),
+                         ("mp4", ".m4a"), ("m4a", ".m4a"), ("webm", ".webm"),
+                         ("matroska", ".webm")):  # fmt: skip
+        if name in names:
+            return suffix
+    return ".wav"
 
 
 def prepare_clip(wav: np.ndarray) -> np.ndarray:
@@ -250,7 +294,8 @@ def _audio_files(directory: Path) -> Iterator[Path]:
     if not directory.is_dir():
         return
     for path in directory.iterdir():
-        if path.is_file() and not path.name.startswith(".") and _is_plain(path.name):
+        name = path.name
+        if path.is_file() and _is_plain(name) and name.lower().endswith(AUDIO_SUFFIXES):
             yield path
 
 

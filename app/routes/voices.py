@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from worker.voice_library import (
     level_db,
     prepare_clip,
     sanitize_voice_id,
+    sniff_suffix,
     trim_silence,
 )
 
@@ -43,7 +45,7 @@ MEDIA_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".flac": "audio/flac",
 
 
 def api_error(error: VoiceError) -> ApiError:
-    codes = {400: "invalid_voice_id", 403: "forbidden", 404: "voice_not_found", 409: "conflict",
+    codes = {400: "invalid_voice_id", 403: "read_only", 404: "voice_not_found", 409: "conflict",
              413: "too_large", 415: "unsupported_media_type", 422: "invalid_request"}  # fmt: skip
     code = codes.get(error.status, "invalid_request")
     return ApiError(error.status, code, str(error), error.field)
@@ -61,8 +63,10 @@ async def upload_voice(
 ) -> dict[str, Any]:
     """Store a reference clip as a voice; its id is the (sanitized) file name."""
     try:
-        name = sanitize_voice_id(voice_id or file.filename or "", file.filename)
         data = await file.read(settings.max_voice_upload_bytes + 1)
+        name = voice_id or file.filename or ""
+        suffix = Path(file.filename or "").suffix or await asyncio.to_thread(sniff_suffix, data)
+        name = sanitize_voice_id(name, suffix)
         wav = await asyncio.to_thread(_validated_audio, data, settings, _variant(pool, settings))
         voice = await asyncio.to_thread(library.add, name, data, bool(overwrite or overwrite_form))
         clip, digest = await asyncio.to_thread(library.prepared_clip, voice)
@@ -158,14 +162,21 @@ def _find(library: VoiceLibrary, voice_id: str) -> Voice:
 
 
 def _describe(library: VoiceLibrary, voice: Voice) -> dict[str, Any]:
-    clip, _ = library.prepared_clip(voice)
-    return {
+    details: dict[str, Any] = {
         "voice_id": voice.voice_id,
         "preloaded": voice.preloaded,
         "size_bytes": voice.size,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(voice.created)),
-        "duration_seconds": round(_wav_seconds(clip), 2),
         "sample_rate": RATE,
+    }
+    try:
+        clip, _ = library.prepared_clip(voice)
+    except VoiceError as error:  # a file put there by hand that is not usable audio
+        return {**details, "usable": False, "error": str(error)}
+    return {
+        **details,
+        "usable": True,
+        "duration_seconds": round(_wav_seconds(clip), 2),
         "prepared_for": library.variants_prepared(voice),
     }
 
