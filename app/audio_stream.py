@@ -12,14 +12,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .encoding import Encoder, PcmEncoder, make_encoder, output_rate
 from .streams import RequestStream
+from .tempo import TempoEncoder
 
 _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode")
 
 
-def encoder_for(audio_format: str, requested_rate: int | None, source_rate: int) -> Encoder:
-    return make_encoder(
+def encoder_for(
+    audio_format: str, requested_rate: int | None, source_rate: int, speed: float = 1.0
+) -> Encoder:
+    """The encoder for a request; with ``speed`` != 1 the tempo changes first (pitch kept)."""
+    encoder = make_encoder(
         audio_format, source_rate, output_rate(audio_format, requested_rate, source_rate)
     )
+    if speed != 1.0:
+        return TempoEncoder(encoder, speed, source_rate)
+    return encoder
 
 
 async def encoded(stream: RequestStream, encoder: Encoder) -> AsyncIterator[bytes]:

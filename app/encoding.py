@@ -69,6 +69,7 @@ FORMATS: dict[str, Format] = {
             {"page_duration": "100000"}, bit_rate=48000,
         ),
         Format("flac", "audio/flac", "flac", "flac"),
+        Format("aac", "audio/aac", "adts", "aac", _AAC_RATES, bit_rate=64000),
     )
 }  # fmt: skip
 

@@ -17,7 +17,7 @@ from worker.voice_library import VoiceLibrary
 
 from .errors import install_error_handlers
 from .pool import WorkerPool
-from .routes import generate, health, stream, voices
+from .routes import generate, health, openai_compat, stream, voices
 
 EXPOSED_HEADERS = [
     "X-Request-Id",
@@ -59,4 +59,5 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
     install_error_handlers(app)
     for module in (health, generate, stream, voices):
         app.include_router(module.router)
+    openai_compat.install(app)
     return app

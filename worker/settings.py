@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     voices_dir: Path = Path("voices")
     preloaded_voices_dir: Path = Path("preloaded-voices")
     cors_origins: str = "*"
+    # --- OpenAI-compatible API (ours) ---
+    openai_max_input_chars: int = Field(4096, ge=1, description="input limit, as OpenAI's")
+    openai_default_voice: str | None = Field(
+        None, description="Voice for OpenAI's built-in names (alloy ...); unset: the model's own"
+    )
     # --- Voices (ours) ---
     max_voice_upload_bytes: int = Field(20_000_000, ge=1000, description="Largest upload")
     max_voice_seconds: float = Field(120.0, gt=0, description="Longest reference clip accepted")

@@ -1,0 +1,197 @@
+"""OpenAI's speech API (``/v1/audio/speech``, ``/v1/models``, ``/v1/audio/voices``), so clients
+built for it (the OpenAI SDKs, Open WebUI, SillyTavern, LiveKit and Pipecat plugins) work by
+changing their base URL. Errors here use OpenAI's shape: ``{"error": {"message", "type",
+"param", "code"}}``; the key may come as ``Authorization: Bearer KEY`` too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from worker.engine.params import SynthesisParams
+from worker.settings import Settings
+
+from ..audio_stream import encoded, encoder_for
+from ..auth import check_api_key
+from ..dependencies import LibraryDep, PoolDep, SettingsDep
+from ..errors import ApiError
+from ..schemas import SpeechRequest
+from ..speech import start_speech
+from ..streams import RequestStream, StreamFailed
+from ..tempo import MAX_SPEED, MIN_SPEED
+from .generate import AudioStreamResponse, StreamAborted
+
+OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage",
+                 "shimmer", "verse", "marin", "cedar")  # fmt: skip
+FORMATS = {"mp3": "mp3", "opus": "ogg", "aac": "aac", "flac": "flac", "wav": "wav",
+           "pcm": "raw_pcm"}  # fmt: skip
+MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+
+
+class OpenAIError(Exception):
+    def __init__(self, status: int, message: str, param: str | None, code: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+    def response(self) -> JSONResponse:
+        kind = "invalid_request_error" if self.status < 500 else "server_error"
+        body = {"message": self.message, "type": kind, "param": self.param, "code": self.code}
+        return JSONResponse({"error": body}, status_code=self.status)
+
+
+def openai_auth(request: Request, settings: SettingsDep) -> None:
+    """X-API-Key, api_key, or OpenAI's ``Authorization: Bearer KEY``."""
+    bearer = request.headers.get("authorization", "")
+    if bearer.lower().startswith("bearer ") and "x-api-key" not in request.headers:
+        scope = dict(request.scope)
+        scope["headers"] = [*request.scope["headers"], (b"x-api-key", bearer[7:].encode())]
+        request = Request(scope)
+    try:
+        check_api_key(request, settings)
+    except ApiError:
+        message = "Incorrect or missing API key: send it as Authorization: Bearer KEY"
+        raise OpenAIError(401, message, None, "invalid_api_key") from None
+
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(openai_auth)])
+
+
+class SpeechBody(BaseModel):
+    """OpenAI's request schema (``instructions`` is accepted; Chatterbox has no such control).
+    Any of our synthesis parameters (``seed``, ``exaggeration`` ...) may ride along, as the
+    SDKs' ``extra_body``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = "tts-1"
+    input: str = Field(min_length=1)
+    voice: str = "alloy"
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
+    speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED)
+    stream_format: Literal["audio", "sse"] = "audio"
+    instructions: str | None = None
+
+
+@router.post("/audio/speech")
+async def speech(
+    request: Request, settings: SettingsDep, pool: PoolDep, library: LibraryDep
+) -> StreamingResponse:
+    body = await _body(request, settings)
+    speech_request = SpeechRequest(
+        text=body.input,
+        voice_id=_voice_id(body.voice, settings),
+        audio_format=FORMATS[body.response_format],
+        sample_rate=None,
+        params=_params(body, settings),
+    )
+    try:
+        stream, started = await start_speech(speech_request, pool, library)
+    except ApiError as error:
+        raise OpenAIError(error.status, error.message, _param(error.field), error.code) from None
+    encoder = encoder_for(speech_request.format, None, started.sample_rate, body.speed)
+    headers = {"X-Request-Id": stream.request_id, "Cache-Control": "no-store",
+               "X-Accel-Buffering": "no"}  # fmt: skip
+    if body.stream_format == "sse":
+        return AudioStreamResponse(
+            _sse(stream, encoded(stream, encoder)), on_close=lambda: pool.release(stream),
+            media_type="text/event-stream", headers=headers,
+        )  # fmt: skip
+    return AudioStreamResponse(
+        _audio(stream, encoded(stream, encoder)), on_close=lambda: pool.release(stream),
+        media_type=encoder.media_type, headers=headers,
+    )  # fmt: skip
+
+
+async def _body(request: Request, settings: Settings) -> SpeechBody:
+    try:
+        data = await request.json()
+        body = SpeechBody.model_validate(data)
+    except json.JSONDecodeError:
+        raise OpenAIError(400, "the body must be JSON", None, "invalid_json") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise OpenAIError(400, f"{param}: {first['msg']}", param, "invalid_value") from None
+    if len(body.input) > settings.openai_max_input_chars:
+        raise OpenAIError(
+            400, f"input is {len(body.input)} characters; the limit is "
+            f"{settings.openai_max_input_chars}", "input", "string_above_max_length",
+        )  # fmt: skip
+    return body
+
+
+def _params(body: SpeechBody, settings: Settings) -> SynthesisParams:
+    extra = dict(body.model_extra or {})
+    try:
+        return settings.synthesis_defaults(**extra)
+    except ValidationError as error:
+        first = error.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise OpenAIError(400, f"{param}: {first['msg']}", param, "invalid_value") from None
+
+
+def _voice_id(voice: str, settings: Settings) -> str | None:
+    """Our voice id for OpenAI's ``voice``: its built-in names map to OPENAI_DEFAULT_VOICE."""
+    if voice.lower() in OPENAI_VOICES:
+        return settings.openai_default_voice
+    return voice
+
+
+def _param(field: str | None) -> str | None:
+    return {"voice_id": "voice", "text": "input"}.get(field or "", field)
+
+
+async def _audio(stream: RequestStream, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for data in chunks:
+            yield data
+    except StreamFailed as error:
+        raise StreamAborted(str(error)) from None
+
+
+async def _sse(stream: RequestStream, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """OpenAI's SSE stream: ``speech.audio.delta`` events with base64 audio, then ``done``."""
+    try:
+        async for data in chunks:
+            event = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()}
+            yield f"data: {json.dumps(event)}\n\n".encode()
+    except StreamFailed as error:
+        failure = {"type": "error", "error": {"message": str(error), "code": error.failed.code}}
+        yield f"data: {json.dumps(failure)}\n\n".encode()
+        return
+    done = {"type": "speech.audio.done",
+            "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}}  # fmt: skip
+    yield f"data: {json.dumps(done)}\n\n".encode()
+
+
+@router.get("/models")
+async def models(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
+    served = next((h.variant for h in pool.handles if h.variant), None)
+    served = served or (settings.model_variant.value if settings.model_variant else "chatterbox")
+    data = [{"id": name, "object": "model", "created": 0, "owned_by": "resemble-ai"}
+            for name in (served, *MODEL_ALIASES)]  # fmt: skip
+    return {"object": "list", "data": data}
+
+
+@router.get("/audio/voices")
+async def voices(library: LibraryDep, settings: SettingsDep) -> dict[str, Any]:
+    ours = [{"voice_id": v.voice_id, "name": v.voice_id} for v in library.voices()]
+    default = settings.openai_default_voice or "the model's built-in voice"
+    aliases = [{"voice_id": name, "name": name, "alias_of": default} for name in OPENAI_VOICES]
+    return {"voices": ours + aliases}
+
+
+def install(app: Any) -> None:
+    async def handler(_: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, OpenAIError)
+        return error.response()
+
+    app.add_exception_handler(OpenAIError, handler)
+    app.include_router(router)
