@@ -18,6 +18,7 @@ ACCEPTED_TYPES = {
     "audio/mpeg": "mp3",
     "audio/mp3": "mp3",
     "audio/mp4": "fmp4",
+    "audio/aac": "aac",
     "audio/webm": "webm",
     "audio/ogg": "ogg",
     "audio/opus": "ogg",

@@ -27,6 +27,7 @@ CONTENT_TYPES = {
     "webm": 'audio/webm; codecs="opus"',
     "ogg": 'audio/ogg; codecs="opus"',
     "flac": "audio/flac",
+    "aac": "audio/aac",
 }
 
 
@@ -90,7 +91,9 @@ def test_each_format_streams_and_decodes_to_the_whole_audio(
     assert response.headers["x-accel-buffering"] == "no"
     assert first < last - 0.5, "the first bytes came only when synthesis ended"
     audio, rate = decode(body, audio_format)
-    assert abs(len(audio) / rate - SECONDS) <= CODEC_FRAME
+    # ADTS AAC keeps its 1024 samples of encoder priming: no container field can trim them.
+    priming = 1024 / 24000 if audio_format == "aac" else 0.0
+    assert abs(len(audio) / rate - SECONDS) <= CODEC_FRAME + priming
     # Not silent where the speech was: the level of every 200 ms stretch follows the PCM's.
     hop_in, hop_out = int(0.2 * 24000), int(0.2 * rate)
     for i in range(int(SECONDS / 0.2) - 1):

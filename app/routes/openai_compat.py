@@ -36,14 +36,28 @@ MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 
 
 class OpenAIError(Exception):
-    def __init__(self, status: int, message: str, param: str | None, code: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None,
+        code: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers = headers
+
+    @classmethod
+    def from_api_error(cls, error: ApiError) -> OpenAIError:
+        """Our error in OpenAI's terms: their clients expect 400 for every bad request."""
+        status = 400 if error.status == 422 else error.status
+        return cls(status, error.message, _param(error.field), error.code, error.headers)
 
     def response(self) -> JSONResponse:
         kind = "invalid_request_error" if self.status < 500 else "server_error"
         body = {"message": self.message, "type": kind, "param": self.param, "code": self.code}
-        return JSONResponse({"error": body}, status_code=self.status)
+        return JSONResponse({"error": body}, status_code=self.status, headers=self.headers)
 
 
 def openai_auth(request: Request, settings: SettingsDep) -> None:
@@ -94,7 +108,7 @@ async def speech(
     try:
         stream, started = await start_speech(speech_request, pool, library)
     except ApiError as error:
-        raise OpenAIError(error.status, error.message, _param(error.field), error.code) from None
+        raise OpenAIError.from_api_error(error) from None
     encoder = encoder_for(speech_request.format, None, started.sample_rate, body.speed)
     headers = {"X-Request-Id": stream.request_id, "Cache-Control": "no-store",
                "X-Accel-Buffering": "no"}  # fmt: skip
@@ -112,9 +126,12 @@ async def speech(
 async def _body(request: Request, settings: Settings) -> SpeechBody:
     try:
         data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        raise OpenAIError(400, "the body must be a JSON object", None, "invalid_json")
+    try:
         body = SpeechBody.model_validate(data)
-    except json.JSONDecodeError:
-        raise OpenAIError(400, "the body must be JSON", None, "invalid_json") from None
     except ValidationError as error:
         first = error.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None
