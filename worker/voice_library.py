@@ -135,14 +135,20 @@ class VoiceLibrary:
     def prepared_dir(self, content_hash: str) -> Path:
         return self.voices_dir / PREPARED / content_hash
 
-    def prepared_clip(self, voice: Voice) -> tuple[Path, str]:
-        """(the clip used for cloning, the content hash), preparing the clip if need be."""
+    def prepared_clip(self, voice: Voice, prepared: np.ndarray | None = None) -> tuple[Path, str]:
+        """(the clip used for cloning, the content hash), preparing the clip if need be.
+
+        ``prepared``: the clip already made from this voice's file (an upload has just
+        validated it), so it is not decoded and prepared a second time.
+        """
         digest = self.content_hash(voice)
         for root in (self.voices_dir / PREPARED, self.fallback_dir):
             clip = root / digest / "clip.wav"
             if clip.is_file():
                 return clip, digest
-        data = wav_bytes(prepare_clip(decode(voice.path.read_bytes())))
+        if prepared is None:
+            prepared = prepare_clip(decode(voice.path.read_bytes()))
+        data = wav_bytes(prepared)
         clip = self.prepared_dir(digest) / "clip.wav"
         try:
             write_atomic(clip, data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import wave
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,7 +70,7 @@ async def upload_voice(
         name = sanitize_voice_id(name, suffix)
         wav = await asyncio.to_thread(_validated_audio, data, settings, _variant(pool, settings))
         voice = await asyncio.to_thread(library.add, name, data, bool(overwrite or overwrite_form))
-        clip, digest = await asyncio.to_thread(library.prepared_clip, voice)
+        clip, digest = await asyncio.to_thread(library.prepared_clip, voice, wav)
     except VoiceError as error:
         raise api_error(error) from None
     pool.voice_changed(voice.voice_id, str(clip), digest)
@@ -182,7 +183,5 @@ def _describe(library: VoiceLibrary, voice: Voice) -> dict[str, Any]:
 
 
 def _wav_seconds(path: Any) -> float:
-    import wave
-
     with wave.open(str(path), "rb") as clip:
         return clip.getnframes() / clip.getframerate()
