@@ -1,4 +1,7 @@
-"""``python -m app``: read the settings, refuse unsafe ones, serve under uvicorn.
+"""``python -m app``: read the settings, refuse unsafe ones, serve under uvicorn on ``PORT``.
+
+``PORT_HEALTH`` (RunPod load-balancing endpoints) is served too when it differs.
+``SERVICE_MODE=runpod-queue`` runs RunPod's queue handler instead (app/runpod_handler.py).
 
 Exit codes: 0 after a clean shutdown (SIGTERM or Ctrl-C: in-flight requests finish first, up to
 ``SHUTDOWN_TIMEOUT_SECONDS``), 2 for a bad configuration (the message names the variable).
@@ -8,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import sys
 
 import uvicorn
 from pydantic import ValidationError
 
+from worker.log_setup import configure_logging
 from worker.settings import Settings
 
 from .auth import startup_problem
@@ -48,12 +53,15 @@ class RedactKeys(logging.Filter):
 
 def main() -> int:
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s [master] %(name)s: %(message)s"
-    )
+    if settings.service_mode == "runpod-queue":
+        from .runpod_handler import main as serve_queue
+
+        return serve_queue(settings)
+    configure_logging(settings.log_level, settings.log_format, "master")
     if problem := startup_problem(settings):
         print(f"configuration error: {problem}", file=sys.stderr)
         return 2
+    settings.export_environment()
     logging.getLogger("uvicorn.access").addFilter(RedactKeys())
     if not settings.api_keys:
         log.warning("API_KEY is not set: every request is accepted without a key")
@@ -62,12 +70,24 @@ def main() -> int:
         create_app(settings, pool),
         host=settings.host,
         port=settings.port,
+        log_config=None,  # uvicorn's lines go through configure_logging's handler
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,  # requests have drained before uvicorn's shutdown starts
         ws_ping_interval=20,
     )
-    DrainingServer(config, pool, settings.shutdown_timeout_seconds).run()
+    DrainingServer(config, pool, settings.shutdown_timeout_seconds).run(listen(config, settings))
     return 0
+
+
+def listen(config: uvicorn.Config, settings: Settings) -> list[socket.socket]:
+    """PORT, and PORT_HEALTH when it differs (RunPod's load balancer probes /ping there)."""
+    sockets = [config.bind_socket()]
+    if settings.port_health not in (None, settings.port):
+        health = uvicorn.Config(
+            config.app, host=settings.host, port=settings.port_health, log_config=None
+        )
+        sockets.append(health.bind_socket())
+    return sockets
 
 
 if __name__ == "__main__":

@@ -68,3 +68,18 @@ def gpu_stats() -> list[dict[str, Any]]:
             }
         )
     return stats
+
+
+def memory_bytes() -> list[tuple[int, str, int, int]]:
+    """Per GPU: (index, name, bytes used, bytes total) for the metrics; unreadable ones left out."""
+    found = []
+    for index in range(gpu_count()):
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            name = pynvml.nvmlDeviceGetName(handle)
+        except Exception:
+            continue
+        label = name.decode() if isinstance(name, bytes) else str(name)
+        found.append((index, label, int(memory.used), int(memory.total)))
+    return found

@@ -16,8 +16,10 @@ from worker.settings import Settings
 from worker.voice_library import VoiceLibrary
 
 from .errors import install_error_handlers
+from .metrics import Metrics, RequestCounter
 from .pool import WorkerPool
-from .routes import generate, health, openai_compat, stream, voices
+from .request_ids import RequestIdMiddleware
+from .routes import generate, health, metrics, openai_compat, stream, voices
 
 EXPOSED_HEADERS = [
     "X-Request-Id",
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
     app.state.settings = settings
     app.state.pool = pool
     app.state.library = VoiceLibrary(settings.voices_dir, settings.preloaded_voices_dir)
+    app.state.metrics = Metrics(pool)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,
@@ -56,8 +59,12 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
         allow_headers=["*"],
         expose_headers=EXPOSED_HEADERS,
     )
+    # Added last, so they run first: every response, CORS and errors included, is counted and
+    # carries the request id.
+    app.add_middleware(RequestCounter, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for module in (health, generate, stream, voices):
+    for module in (health, generate, stream, voices, metrics):
         app.include_router(module.router)
     openai_compat.install(app)
     return app

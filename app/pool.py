@@ -21,6 +21,7 @@ import signal
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import zmq
@@ -45,7 +46,7 @@ from worker.messages import (
 )
 from worker.settings import Settings
 
-from .streams import AudioChunk, RequestStream
+from .streams import AudioChunk, Event, RequestStream
 from .workers import Slot, WorkerHandle, plan_workers, spawn
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ class PoolUnavailable(Exception):
         self.code = code
 
 
+StreamObserver = Callable[[RequestStream, Event], None]
+
+
 class WorkerPool:
     def __init__(self, settings: Settings, slots: list[Slot] | None = None) -> None:
         self.settings = settings
@@ -73,6 +77,7 @@ class WorkerPool:
         self.accepting = False
         self.draining = False
         self.in_use: set[str] = set()  # requests submitted and not yet released by their route
+        self.observers: list[StreamObserver] = []  # see every event delivered (metrics)
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="chatterbox-ipc-"))
         self.results_endpoint = f"ipc://{self.runtime_dir}/results"
         self.control_endpoint = f"ipc://{self.runtime_dir}/control"
@@ -313,6 +318,8 @@ class WorkerPool:
             self._dispatch_pending()
         if stream is not None:
             stream.deliver(event)
+            for observe in self.observers:
+                observe(stream, event)
 
     def _on_heartbeat(self, beat: Heartbeat) -> None:
         handle = next((h for h in self.handles if h.worker_id == beat.worker_id), None)

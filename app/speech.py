@@ -14,6 +14,7 @@ from worker.voice_library import VoiceError, VoiceLibrary
 
 from .errors import ApiError
 from .pool import PoolUnavailable, WorkerPool
+from .request_ids import current_request_id
 from .schemas import SpeechRequest
 from .streams import RequestStream, StreamFailed
 
@@ -36,8 +37,13 @@ def failure_to_api_error(failed: Failed) -> ApiError:
     return ApiError(status, failed.code, failed.message, field, headers)
 
 
-async def open_stream(request: SpeechRequest, library: VoiceLibrary) -> RequestStream:
-    """A stream for ``request`` with its voice resolved (404/422 if the voice is unusable)."""
+async def open_stream(
+    request: SpeechRequest, library: VoiceLibrary, request_id: str | None = None
+) -> RequestStream:
+    """A stream for ``request`` with its voice resolved (404/422 if the voice is unusable).
+
+    Its id is ``request_id``, else the HTTP request's (see request_ids.py).
+    """
     clip, digest = None, None
     if request.voice_id is not None:
         try:
@@ -56,14 +62,15 @@ async def open_stream(request: SpeechRequest, library: VoiceLibrary) -> RequestS
         voice_id=request.voice_id,
         voice_path=clip,
         voice_hash=digest,
+        request_id=request_id or current_request_id(),
     )
 
 
 async def start_speech(
-    request: SpeechRequest, pool: WorkerPool, library: VoiceLibrary
+    request: SpeechRequest, pool: WorkerPool, library: VoiceLibrary, request_id: str | None = None
 ) -> tuple[RequestStream, Started]:
     """Submit ``request`` and wait until a worker has accepted it (or raise ApiError)."""
-    stream = await open_stream(request, library)
+    stream = await open_stream(request, library, request_id)
     try:
         await pool.submit(stream)
     except PoolUnavailable as error:

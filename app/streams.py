@@ -52,6 +52,7 @@ class RequestStream:
     request_id: str = field(default_factory=new_request_id)
     worker_id: str | None = None
     created: float = field(default_factory=time.perf_counter)
+    first_audio_at: float | None = None
     events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     assigned: asyncio.Event = field(default_factory=asyncio.Event)
     unsent_text: list[TextPiece] = field(default_factory=list)  # before a worker was assigned

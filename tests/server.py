@@ -57,10 +57,18 @@ class Server:
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Server:
+    def start(self, *args: str, log: Path | None = None) -> Server:
+        """``python -m app *args``; its output (master and workers) to ``log`` if given."""
+        output = log.open("wb") if log is not None else None
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app"], env=self.env, cwd=self.workdir
+            [sys.executable, "-m", "app", *args],
+            env=self.env,
+            cwd=self.workdir,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
         )
+        if output is not None:
+            output.close()  # the child holds its own copy
         return self
 
     def wait_ready(self, timeout: float = 180.0) -> dict[str, Any]:

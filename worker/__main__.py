@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 
+from .log_setup import configure_logging
 from .settings import Settings
 
 
@@ -31,10 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format=f"%(asctime)s %(levelname)s [{args.worker_id}] %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format, args.worker_id)
+    settings.export_environment()  # HF_HOME, before huggingface_hub is imported
     os.environ.setdefault("TQDM_DISABLE", "1")
     from .engine.loading import load_model
     from .engine.pipeline import QueueBounds, StreamingEngine

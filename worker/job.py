@@ -21,6 +21,7 @@ from .engine.params import SynthesisParams
 from .engine.pipeline import StreamingEngine, SynthesisStats
 from .engine.s3gen_stream import SAMPLE_RATE
 from .engine.text_feed import TextFeed
+from .log_setup import request_id_var
 from .messages import Audio, Done, ErrorCode, Failed, Job, Started, TextPiece, _Message
 from .voice_cache import VoiceCache, VoiceUnavailableError
 
@@ -68,6 +69,8 @@ class JobRun:
 
     async def run(self) -> None:
         request_id = self.job.request_id
+        request_id_var.set(request_id)  # this task's log lines name the request
+        log.info("started: voice %s", self.job.voice_id or "(built-in)")
         try:
             params = SynthesisParams.model_validate(self.job.params)
             voice = await self._voice()
@@ -90,7 +93,14 @@ class JobRun:
                 await self.credits.acquire()
                 header = Audio(request_id=request_id, seq=chunk.index)
                 await self.send(header, chunk.to_int16_bytes())
-            await self._report(self.done(cancelled=False))
+            done = self.done(cancelled=False)
+            log.info(
+                "done: %.2f s of audio in %.0f ms, first audio after %s ms",
+                done.audio_seconds,
+                done.total_ms,
+                "-" if done.first_audio_ms is None else f"{done.first_audio_ms:.0f}",
+            )
+            await self._report(done)
         except EngineError as error:
             await self._fail("invalid_request", error)
         except Exception:

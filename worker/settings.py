@@ -8,16 +8,18 @@ same object to its worker processes (they read the same environment).
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .engine.params import OverlapMethod, SynthesisParams, field_aliases
 from .engine.variants import Variant
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+ServiceMode = Literal["http", "runpod-queue"]
 
 
 class Settings(BaseSettings):
@@ -38,6 +40,20 @@ class Settings(BaseSettings):
     voices_dir: Path = Path("voices")
     preloaded_voices_dir: Path = Path("preloaded-voices")
     cors_origins: str = "*"
+    # --- Deployment (ours) ---
+    data_dir: Path | None = Field(
+        None,
+        description="Persistent volume root (/workspace on RunPod pods, /runpod-volume on "
+        "serverless): VOICES_DIR, PRELOADED_VOICES_DIR and HF_HOME default to folders in it",
+    )
+    hf_home: Path | None = Field(None, description="Hugging Face cache (downloaded weights)")
+    port_health: int | None = Field(
+        None, ge=1, le=65535, description="A second port answering too (RunPod's PORT_HEALTH)"
+    )
+    service_mode: ServiceMode = Field(
+        "http", description="'http': the API on PORT; 'runpod-queue': RunPod's queue handler"
+    )
+    log_format: Literal["text", "json"] = "text"
     # --- OpenAI-compatible API (ours) ---
     openai_max_input_chars: int = Field(4096, ge=1, description="input limit, as OpenAI's")
     openai_default_voice: str | None = Field(
@@ -98,6 +114,30 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("model_variant", "port_health", "data_dir", "hf_home", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``MODEL_VARIANT=`` (a Docker build argument left empty) means unset, not invalid."""
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _place_on_volume(self) -> Settings:
+        """Put voices and the weights cache on ``DATA_DIR`` unless set one by one."""
+        if self.data_dir is not None:
+            explicit = self.model_fields_set
+            if "voices_dir" not in explicit:
+                self.voices_dir = self.data_dir / "voices"
+            if "preloaded_voices_dir" not in explicit:
+                self.preloaded_voices_dir = self.data_dir / "preloaded-voices"
+            if "hf_home" not in explicit:
+                self.hf_home = self.data_dir / "huggingface-cache"
+        return self
+
+    def export_environment(self) -> None:
+        """Set ``HF_HOME`` for huggingface_hub (read at its import) and for child processes."""
+        if self.hf_home is not None:
+            os.environ["HF_HOME"] = str(self.hf_home)
 
     @property
     def api_keys(self) -> list[str]:

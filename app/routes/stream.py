@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from worker.log_setup import request_id_var
 from worker.messages import TextPiece
 from worker.settings import Settings
 from worker.voice_library import VoiceLibrary
@@ -27,6 +28,7 @@ from ..dependencies import LibraryDep, PoolDep, SettingsDep
 from ..encoding import Encoder, output_rate
 from ..errors import ApiError, error_response
 from ..pool import WorkerPool
+from ..request_ids import current_request_id
 from ..schemas import InvalidRequest, parse_speech_request
 from ..speech import start_speech
 from ..streams import RequestStream, StreamFailed
@@ -94,6 +96,8 @@ class StreamSession:
         self.pool = pool
         self.settings = settings
         self.utterance: Utterance | None = None
+        self.connection_id = current_request_id()
+        self.utterances = 0
 
     async def run(self) -> None:
         while True:
@@ -157,7 +161,10 @@ class StreamSession:
             speech = parse_speech_request(fields, self.settings, text_required=False)
         except InvalidRequest as error:
             raise ClientError("invalid_request", str(error), error.field) from None
-        stream, started = await start_speech(speech, self.pool, self.library)
+        self.utterances += 1
+        request_id = f"{self.connection_id}-{self.utterances}"
+        request_id_var.set(request_id)  # this session's lines from here on name the utterance
+        stream, started = await start_speech(speech, self.pool, self.library, request_id)
         rate = output_rate(speech.format, speech.sample_rate, started.sample_rate)
         encoder = encoder_for(speech.format, speech.sample_rate, started.sample_rate)
         utterance = Utterance(stream, encoder, started.sample_rate)

@@ -87,9 +87,7 @@ def _from_hub(variant: Variant, model_path: Path | None, local_missing: list[str
     from huggingface_hub.constants import HF_HUB_CACHE
 
     files = FILES[variant]
-    patterns = [*files.required, files.builtin_voice]
-    if variant is Variant.TURBO:
-        patterns = ["*.safetensors", "*.json", "*.txt", "*.pt", "*.model"]
+    patterns = files.hub_patterns
     try:
         try:
             path = snapshot_download(files.repo_id, allow_patterns=patterns, local_files_only=True)

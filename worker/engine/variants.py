@@ -33,6 +33,13 @@ class VariantFiles:
     def required(self) -> tuple[str, ...]:
         return (self.voice_encoder, self.t3, self.s3gen, *self.tokenizer)
 
+    @property
+    def hub_patterns(self) -> list[str]:
+        """What to fetch from ``repo_id``. Turbo's GPT-2 tokenizer is several files of its own."""
+        if self.repo_id.endswith("-turbo"):
+            return ["*.safetensors", "*.json", "*.txt", "*.pt", "*.model"]
+        return [*self.required, self.builtin_voice]
+
 
 FILES: dict[Variant, VariantFiles] = {
     Variant.ENGLISH: VariantFiles(

@@ -1,0 +1,18 @@
+"""``GET /metrics``: Prometheus' text format (the key is required, as for /system-status)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..dependencies import Authorized
+from ..metrics import Metrics
+
+router = APIRouter()
+
+
+@router.get("/metrics", dependencies=[Authorized])
+async def metrics(request: Request) -> Response:
+    """Request counts, time to first audio, real-time factor, queue, workers, GPU memory."""
+    registry: Metrics = request.app.state.metrics
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,129 @@
+"""What deployment rests on, checked without Docker: workflows, Dockerfile, RunPod Hub files.
+
+The image cannot be built here (no Docker engine), so these tests hold the Dockerfile to the
+promise that it installs exactly as CI does, and everything it copies or runs exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.server import REPO
+from worker.settings import Settings
+
+WORKFLOWS = REPO / ".github" / "workflows"
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    joined = re.sub(r"\\\n", " ", DOCKERFILE)
+    found = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            found.append((keyword.upper(), " ".join(rest.split())))
+    return found
+
+
+def test_the_workflows_pass_actionlint() -> None:
+    actionlint = Path(sys.executable).parent / "actionlint"
+    result = subprocess.run(
+        [str(actionlint), "-no-color", *sorted(map(str, WORKFLOWS.glob("*.yml")))],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_runs_lint_and_the_test_command_of_the_readme() -> None:
+    ci = (WORKFLOWS / "ci.yml").read_text()
+    assert "run: bash .ci/run" in ci
+    steps = (REPO / ".ci" / "run").read_text()
+    assert "make lint" in steps and "make test" in steps
+    assert "make test" in (REPO / "README.md").read_text()
+
+
+def test_publish_workflow_pushes_latest_and_the_commit_to_docker_hub() -> None:
+    workflow = (WORKFLOWS / "publish-docker.yml").read_text()
+    assert re.search(r"push:\s*\n\s*branches: \[main\]", workflow)
+    assert ":latest" in workflow and ":${{ github.sha }}" in workflow
+    assert "vars.DOCKERHUB_USERNAME" in workflow and "secrets.DOCKERHUB_TOKEN" in workflow
+
+
+def test_the_dockerfile_installs_with_the_commands_ci_uses() -> None:
+    """One dependency list: the image runs `make install` (uv pip sync of requirements.lock),
+    the target `make test` and `make lint` depend on, and installs nothing else with pip."""
+    runs = [args for keyword, args in dockerfile_instructions() if keyword == "RUN"]
+    installs = [r for r in runs if re.search(r"\bpip\b|\buv\b|make install", r)]
+    assert installs == ["python -m pip install --no-cache-dir uv && UV_NO_CACHE=1 make install"]
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^test: install\b", makefile, re.M)
+    assert re.search(r"^lint: install\b", makefile, re.M)
+    assert "pip sync --python $(BIN)/python requirements.lock" in makefile
+    copies = [args for keyword, args in dockerfile_instructions() if keyword == "COPY"]
+    assert copies[0] == "requirements.lock pyproject.toml Makefile ./"
+
+
+def test_everything_the_dockerfile_copies_or_starts_exists() -> None:
+    instructions = dockerfile_instructions()
+    for keyword, args in instructions:
+        if keyword == "COPY" and args != ". .":
+            for source in args.split()[:-1]:
+                assert (REPO / source).exists(), f"COPY {source}: missing"
+    entrypoint = REPO / "scripts" / "docker-entrypoint.sh"
+    assert ("ENTRYPOINT", '["/app/scripts/docker-entrypoint.sh"]') in instructions
+    assert os.access(entrypoint, os.X_OK), "the entrypoint must be executable"
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert not {"scripts", "scripts/", "app", "worker"} & set(ignored)
+
+
+def test_the_image_runs_the_service_unprivileged_on_8000_with_a_healthcheck() -> None:
+    instructions = dict(dockerfile_instructions())
+    assert instructions["EXPOSE"] == "8000"
+    assert instructions["CMD"] == '["/app/.venv/bin/python", "-m", "app"]'
+    assert "/ready" in instructions["HEALTHCHECK"]
+    assert "useradd --uid 1000" in DOCKERFILE
+    script = (REPO / "scripts" / "docker-entrypoint.sh").read_text()
+    assert 'exec setpriv --reuid="$RUN_AS"' in script and "RUN_AS=tts" in script
+    assert "DATA_DIR=/workspace" in instructions["ENV"]
+    assert "ARG" in instructions and "BAKE_MODEL" in instructions["ARG"]
+
+
+def test_data_dir_puts_voices_and_weights_on_the_volume() -> None:
+    settings = Settings(data_dir=Path("/runpod-volume"))
+    assert settings.voices_dir == Path("/runpod-volume/voices")
+    assert settings.hf_home == Path("/runpod-volume/huggingface-cache")
+    explicit = Settings(data_dir=Path("/runpod-volume"), voices_dir=Path("/elsewhere"))
+    assert explicit.voices_dir == Path("/elsewhere")
+
+
+def test_runpod_hub_files_name_real_settings() -> None:
+    hub = json.loads((REPO / ".runpod" / "hub.json").read_text())
+    tests = json.loads((REPO / ".runpod" / "tests.json").read_text())
+    known = {name.upper() for name in Settings.model_fields} | {"HF_TOKEN"}
+    for entry in hub["config"]["env"]:
+        assert entry["key"] in known, f"hub.json sets {entry['key']}, which nothing reads"
+    fixed = {e["key"]: e["value"] for e in hub["config"]["env"] if "value" in e}
+    Settings(service_mode=fixed["SERVICE_MODE"], data_dir=fixed["DATA_DIR"])  # valid values
+    assert tests["tests"] and all("text" in t["input"] for t in tests["tests"])
+
+
+@pytest.mark.parametrize("variant", ["chatterbox", "chatterbox-turbo", "chatterbox-multilingual"])
+def test_the_weights_script_knows_every_variant(variant: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "scripts/download_weights.py", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and variant in result.stdout
