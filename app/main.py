@@ -19,7 +19,7 @@ from .errors import install_error_handlers
 from .metrics import Metrics, RequestCounter
 from .pool import WorkerPool
 from .request_ids import RequestIdMiddleware
-from .routes import generate, health, metrics, openai_compat, stream, voices
+from .routes import console, generate, health, metrics, openai_compat, stream, voices
 
 EXPOSED_HEADERS = [
     "X-Request-Id",
@@ -67,4 +67,5 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
     for module in (health, generate, stream, voices, metrics):
         app.include_router(module.router)
     openai_compat.install(app)
+    console.install(app)
     return app
