@@ -127,3 +127,13 @@ def test_the_weights_script_knows_every_variant(variant: str) -> None:
         text=True,
     )
     assert result.returncode == 0 and variant in result.stdout
+
+
+def test_env_example_documents_every_setting() -> None:
+    example = (REPO / ".env.example").read_text()
+    missing = [
+        name.upper()
+        for name in Settings.model_fields
+        if not re.search(rf"^#? ?{name.upper()}=", example, re.M)
+    ]
+    assert not missing, f".env.example lacks {missing}"
