@@ -148,6 +148,7 @@ def main(settings: Settings) -> int:
     import runpod
 
     configure_logging(settings.log_level, settings.log_format, "runpod-handler")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request to the service
     service = ServiceProcess(settings)
 
     def stop(signum: int, frame: FrameType | None) -> None:

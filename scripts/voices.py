@@ -40,6 +40,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--api-key", default=os.environ.get("API_KEY"), help="API key (default: $API_KEY)"
     )
+    parser.add_argument(
+        "--runpod-key",
+        default=os.environ.get("RUNPOD_API_KEY"),
+        help="RunPod API key, sent as Authorization: Bearer, for a RunPod load-balancing "
+        "endpoint (default: $RUNPOD_API_KEY)",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -145,6 +151,8 @@ def voice_id_of(response: httpx.Response) -> str | None:
 def main() -> int:
     args = parse_args()
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
+    if args.runpod_key:
+        headers["Authorization"] = f"Bearer {args.runpod_key}"
     try:
         with httpx.Client(base_url=args.url, headers=headers, timeout=args.timeout) as client:
             result = run(args, client)

@@ -104,6 +104,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--word-by-word", action="store_true", help="send one text message per word"
     )
     parser.add_argument(
+        "--runpod-key",
+        default=os.environ.get("RUNPOD_API_KEY"),
+        help="RunPod API key, sent as Authorization: Bearer, for a RunPod load-balancing "
+        "endpoint (default: $RUNPOD_API_KEY)",
+    )
+    parser.add_argument(
         "--delay", type=float, default=0.05, help="seconds between text messages (default 0.05)"
     )
     args = parser.parse_args(argv)
@@ -194,6 +200,8 @@ async def run(args: argparse.Namespace) -> int:
     headers = {}
     if args.api_key:
         headers["X-API-Key"] = args.api_key.split(",")[0].strip()
+    if args.runpod_key:
+        headers["Authorization"] = f"Bearer {args.runpod_key}"
     timing = Timing()
     async with connect(args.url, additional_headers=headers, max_size=None) as ws:
         await ws.send(json.dumps(start_message(args)))

@@ -37,6 +37,8 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.process_name = self.process_name
         record.request_id = request_id_var.get() or "-"
+        # uvicorn adds an ANSI-coloured copy of its message, which JSON lines would carry too.
+        record.__dict__.pop("color_message", None)
         return True
 
 
