@@ -70,7 +70,7 @@ class ServiceProcess:
                     return int(status["service"]["capacity"])
             except httpx.TransportError:
                 pass
-            time.sleep(0.5)
+            time.sleep(2.0)  # each poll is an access-log line; loading takes minutes
         raise TimeoutError(f"the service was not ready within {timeout:.0f} s")
 
     def stop(self) -> None:

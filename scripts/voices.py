@@ -23,13 +23,19 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
 
 class CommandError(Exception):
     """A failure to report on stderr (exit status 1)."""
+
+
+def runpod_key_for(url: str) -> str | None:
+    """$RUNPOD_API_KEY, but only for RunPod's own hosts: an account key must not leak elsewhere."""
+    host = urlsplit(url).hostname or ""
+    return os.environ.get("RUNPOD_API_KEY") if host.endswith(".runpod.ai") else None
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,9 +48,8 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--runpod-key",
-        default=os.environ.get("RUNPOD_API_KEY"),
         help="RunPod API key, sent as Authorization: Bearer, for a RunPod load-balancing "
-        "endpoint (default: $RUNPOD_API_KEY)",
+        "endpoint (default: $RUNPOD_API_KEY, sent only to *.runpod.ai URLs)",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -151,8 +156,8 @@ def voice_id_of(response: httpx.Response) -> str | None:
 def main() -> int:
     args = parse_args()
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
-    if args.runpod_key:
-        headers["Authorization"] = f"Bearer {args.runpod_key}"
+    if runpod_key := args.runpod_key or runpod_key_for(args.url):
+        headers["Authorization"] = f"Bearer {runpod_key}"
     try:
         with httpx.Client(base_url=args.url, headers=headers, timeout=args.timeout) as client:
             result = run(args, client)

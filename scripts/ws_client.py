@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
@@ -75,6 +76,12 @@ def parse_param(item: str) -> tuple[str, Any]:
     return key, value
 
 
+def runpod_key_for(url: str) -> str | None:
+    """$RUNPOD_API_KEY, but only for RunPod's own hosts: an account key must not leak elsewhere."""
+    host = urlsplit(url).hostname or ""
+    return os.environ.get("RUNPOD_API_KEY") if host.endswith(".runpod.ai") else None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python scripts/ws_client.py",
@@ -105,9 +112,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--runpod-key",
-        default=os.environ.get("RUNPOD_API_KEY"),
         help="RunPod API key, sent as Authorization: Bearer, for a RunPod load-balancing "
-        "endpoint (default: $RUNPOD_API_KEY)",
+        "endpoint (default: $RUNPOD_API_KEY, sent only to *.runpod.ai URLs)",
     )
     parser.add_argument(
         "--delay", type=float, default=0.05, help="seconds between text messages (default 0.05)"
@@ -200,8 +206,8 @@ async def run(args: argparse.Namespace) -> int:
     headers = {}
     if args.api_key:
         headers["X-API-Key"] = args.api_key.split(",")[0].strip()
-    if args.runpod_key:
-        headers["Authorization"] = f"Bearer {args.runpod_key}"
+    if runpod_key := args.runpod_key or runpod_key_for(args.url):
+        headers["Authorization"] = f"Bearer {runpod_key}"
     timing = Timing()
     async with connect(args.url, additional_headers=headers, max_size=None) as ws:
         await ws.send(json.dumps(start_message(args)))

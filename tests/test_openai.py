@@ -117,3 +117,12 @@ def test_errors_come_in_openais_shape(client: openai.OpenAI, server: Server) -> 
 
 def test_models_lists_the_served_variant(client: openai.OpenAI) -> None:
     assert [m.id for m in client.models.list().data][:2] == ["chatterbox", "tts-1"]
+
+
+def test_an_explicit_key_wins_over_a_forwarded_bearer_header(server: Server) -> None:
+    """Behind RunPod's load balancer, Authorization may carry RunPod's own key."""
+    runpod = {"Authorization": "Bearer runpod-account-key"}
+    with_header = httpx.get(f"{server.url}/v1/models", headers={**runpod, "X-API-Key": API_KEY})
+    with_query = httpx.get(f"{server.url}/v1/models", headers=runpod, params={"api_key": API_KEY})
+    alone = httpx.get(f"{server.url}/v1/models", headers=runpod)
+    assert (with_header.status_code, with_query.status_code, alone.status_code) == (200, 200, 401)

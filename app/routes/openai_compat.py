@@ -61,9 +61,14 @@ class OpenAIError(Exception):
 
 
 def openai_auth(request: Request, settings: SettingsDep) -> None:
-    """X-API-Key, api_key, or OpenAI's ``Authorization: Bearer KEY``."""
+    """X-API-Key, api_key, or else OpenAI's ``Authorization: Bearer KEY``.
+
+    An explicit key wins: behind RunPod's load balancer the Authorization header may carry
+    RunPod's own key, and the service's key then comes as X-API-Key or api_key.
+    """
     bearer = request.headers.get("authorization", "")
-    if bearer.lower().startswith("bearer ") and "x-api-key" not in request.headers:
+    explicit = "x-api-key" in request.headers or "api_key" in request.query_params
+    if bearer.lower().startswith("bearer ") and not explicit:
         scope = dict(request.scope)
         scope["headers"] = [*request.scope["headers"], (b"x-api-key", bearer[7:].encode())]
         request = Request(scope)
