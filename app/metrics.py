@@ -168,5 +168,6 @@ def _status_of(message: Message) -> str:
 
 
 def _route_of(scope: Scope) -> str:
+    """The matched route's template; a mount (the console's files) by its prefix."""
     route: Any = scope.get("route")
-    return str(getattr(route, "path", None) or "unmatched")
+    return str(getattr(route, "path", None) or scope.get("root_path") or "unmatched")

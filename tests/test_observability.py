@@ -71,10 +71,16 @@ def test_metrics_show_the_pool_and_each_worker(server: Server) -> None:
 
 def test_metrics_route_labels_are_templates_and_need_the_key(server: Server) -> None:
     httpx.get(f"{server.url}/voices/no-such-voice", headers=server.headers, timeout=10)
+    httpx.get(f"{server.url}/console/console.js", timeout=10)
+    httpx.get(f"{server.url}/no/such/path", timeout=10)
     metrics = scrape(server)
     labels = {"route": "/voices/{voice_id}", "method": "GET", "status": "404"}
     assert value(metrics, "tts_http_requests_total", **labels) >= 1
-    assert not any("no-such-voice" in str(key) for key in metrics)
+    console = {"route": "/console", "method": "GET", "status": "200"}
+    assert value(metrics, "tts_http_requests_total", **console) >= 1
+    unmatched = {"route": "unmatched", "method": "GET", "status": "404"}
+    assert value(metrics, "tts_http_requests_total", **unmatched) >= 1
+    assert not any("no-such" in str(key) for key in metrics)
     assert httpx.get(f"{server.url}/metrics", timeout=10).status_code == 401
 
 
