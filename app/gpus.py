@@ -43,22 +43,28 @@ def gpu_count() -> int:
         return 0
 
 
+def _read(index: int) -> tuple[str, Any, Any]:
+    """GPU ``index``'s name, utilisation and memory from NVML (raises if unreadable)."""
+    handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    name = pynvml.nvmlDeviceGetName(handle)
+    label = name.decode() if isinstance(name, bytes) else str(name)
+    util = pynvml.nvmlDeviceGetUtilizationRates(handle)
+    return label, util, pynvml.nvmlDeviceGetMemoryInfo(handle)
+
+
 def gpu_stats() -> list[dict[str, Any]]:
     """Per GPU: utilisation and memory, in the specification's /system-status shape."""
     stats = []
     for index in range(gpu_count()):
         try:
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            util = pynvml.nvmlDeviceGetUtilizationRates(handle)
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            name = pynvml.nvmlDeviceGetName(handle)
+            name, util, memory = _read(index)
         except Exception as error:
             stats.append({"device_id": index, "error": str(error)})
             continue
         stats.append(
             {
                 "device_id": index,
-                "name": name.decode() if isinstance(name, bytes) else str(name),
+                "name": name,
                 "utilization_percent": {"gpu": util.gpu, "memory": util.memory},
                 "memory_gb": {
                     "total": round(memory.total / GIB, 2),
@@ -75,11 +81,8 @@ def memory_bytes() -> list[tuple[int, str, int, int]]:
     found = []
     for index in range(gpu_count()):
         try:
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            name = pynvml.nvmlDeviceGetName(handle)
+            name, _, memory = _read(index)
         except Exception:
             continue
-        label = name.decode() if isinstance(name, bytes) else str(name)
-        found.append((index, label, int(memory.used), int(memory.total)))
+        found.append((index, name, int(memory.used), int(memory.total)))
     return found

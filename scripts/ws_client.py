@@ -167,15 +167,20 @@ async def send_text(ws: ClientConnection, args: argparse.Namespace, timing: Timi
     await ws.send(json.dumps({"type": "end"}))
 
 
+def control_event(message: str, wanted: str) -> dict[str, Any] | None:
+    """The JSON event if it is ``wanted``; None for other events; ServerError for ``error``."""
+    event: dict[str, Any] = json.loads(message)
+    if event.get("type") == "error":
+        raise ServerError(event)
+    return event if event.get("type") == wanted else None
+
+
 async def wait_started(ws: ClientConnection) -> dict[str, Any]:
     async for message in ws:
         if isinstance(message, bytes):
             continue  # nothing binary comes before started
-        event: dict[str, Any] = json.loads(message)
-        if event.get("type") == "started":
+        if event := control_event(message, "started"):
             return event
-        if event.get("type") == "error":
-            raise ServerError(event)
     raise ConnectionError("the server closed the connection before 'started'")
 
 
@@ -194,11 +199,8 @@ async def receive_audio(
                     timing.first_audio = time.perf_counter()
                 wav.writeframes(pcm)
             continue
-        event: dict[str, Any] = json.loads(message)
-        if event.get("type") == "done":
+        if event := control_event(message, "done"):
             return event
-        if event.get("type") == "error":
-            raise ServerError(event)
     raise ConnectionError("the server closed the connection before 'done'")
 
 
