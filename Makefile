@@ -43,9 +43,9 @@ test: install $(CHROMEDRIVER)
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check app worker tests scripts
-	$(BIN)/ruff format --check app worker tests scripts
-	$(BIN)/mypy app worker
+	$(BIN)/ruff check app worker common tests scripts
+	$(BIN)/ruff format --check app worker common tests scripts
+	$(BIN)/mypy app worker common
 
 checkpoint: install $(TINY_CKPT)/random_weights.json
 

@@ -17,8 +17,8 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from worker.log_setup import configure_logging
-from worker.settings import Settings
+from common.log_setup import configure_logging
+from common.settings import Settings
 
 from .auth import startup_problem
 from .main import create_app

@@ -12,7 +12,7 @@ import hmac
 
 from starlette.requests import HTTPConnection
 
-from worker.settings import Settings
+from common.settings import Settings
 
 from .errors import ApiError
 

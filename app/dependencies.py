@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
-from worker.settings import Settings
-from worker.voice_library import VoiceLibrary
+from common.settings import Settings
+from common.voice_library import VoiceLibrary
 
 from .auth import check_api_key
 from .pool import WorkerPool

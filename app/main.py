@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from worker.settings import Settings
-from worker.voice_library import VoiceLibrary
+from common.settings import Settings
+from common.voice_library import VoiceLibrary
 
 from .errors import install_error_handlers
 from .metrics import Metrics, RequestCounter

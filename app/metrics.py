@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker.messages import Done, Failed
+from common.protocol import Done, Failed
 
 from . import gpus
 from .pool import WorkerPool

@@ -28,7 +28,7 @@ import zmq
 import zmq.asyncio
 from pydantic import ValidationError
 
-from worker.messages import (
+from common.protocol import (
     Audio,
     Cancel,
     Credit,
@@ -44,7 +44,7 @@ from worker.messages import (
     decode_from_worker,
     encode,
 )
-from worker.settings import Settings
+from common.settings import Settings
 
 from .streams import AudioChunk, Event, RequestStream
 from .workers import Slot, WorkerHandle, plan_workers, spawn

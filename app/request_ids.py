@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker.log_setup import request_id_var
+from common.log_setup import request_id_var
 
 from .streams import new_request_id
 

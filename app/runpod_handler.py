@@ -30,8 +30,8 @@ from typing import Any
 
 import httpx
 
-from worker.log_setup import configure_logging
-from worker.settings import Settings
+from common.log_setup import configure_logging
+from common.settings import Settings
 
 log = logging.getLogger("app.runpod_handler")
 

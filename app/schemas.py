@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from worker.engine.params import SynthesisParams, field_aliases
-from worker.settings import Settings
+from common.params import SynthesisParams, field_aliases
+from common.settings import Settings
 
 from .encoding import FORMATS, output_rate
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from worker.messages import Failed, Started
-from worker.voice_library import VoiceError, VoiceLibrary
+from common.protocol import Failed, Started
+from common.voice_library import VoiceError, VoiceLibrary
 
 from .errors import ApiError
 from .pool import PoolUnavailable, WorkerPool

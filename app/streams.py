@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.messages import Done, Failed, Started, TextPiece
+from common.protocol import Done, Failed, Started, TextPiece
 
 
 class StreamFailed(Exception):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import zmq
 
-from worker.settings import Settings
+from common.settings import Settings
 
 from . import gpus
 

@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
+from common.params import SynthesisParams
+from common.variants import Variant
 from worker.engine.loading import LoadedModel, load_model
-from worker.engine.params import SynthesisParams
 from worker.engine.pipeline import StreamingEngine, SynthesisStats
-from worker.engine.variants import Variant
 
 TEXT = (
     "Streaming speech should start at once. The listener hears the first words while the rest "

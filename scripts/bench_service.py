@@ -83,7 +83,7 @@ def load_engine(args: argparse.Namespace) -> Any:
 
 
 async def engine_first_audio(engine: Any, seed: int, tokens: int) -> float:
-    from worker.engine.params import SynthesisParams
+    from common.params import SynthesisParams
 
     params = SynthesisParams(seed=seed, fixed_token_count=tokens)
     started = time.perf_counter()

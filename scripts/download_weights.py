@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker.engine.variants import FILES, Variant
+from common.variants import FILES, Variant
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,9 +50,8 @@ import pyloudnorm
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from worker.engine.audio_io import decode_audio  # noqa: E402
-from worker.engine.errors import AudioDecodeError  # noqa: E402
-from worker.voice_library import (  # noqa: E402
+from common.audio import AudioDecodeError, decode_audio  # noqa: E402
+from common.voice_library import (  # noqa: E402
     RATE,
     TARGET_LUFS,
     prepare_clip,

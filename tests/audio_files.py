@@ -16,7 +16,7 @@ def write_audio(path: Path, pcm: np.ndarray, sample_rate: int) -> Path:
     codec = CODECS[path.suffix]
     rate = 48000 if codec == "libopus" else sample_rate
     if rate != sample_rate:
-        from worker.engine.audio_io import resample
+        from common.audio import resample
 
         pcm = resample(pcm, sample_rate, rate)
     with av.open(str(path), "w") as container:

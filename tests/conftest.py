@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.params import SynthesisParams
+from common.variants import Variant
 from tests.server import Server
 from worker.engine.loading import LoadedModel, load_model
-from worker.engine.params import SynthesisParams
 from worker.engine.pipeline import StreamingEngine, SynthesisStats
 from worker.engine.random_checkpoint import write_checkpoint
-from worker.engine.variants import Variant
 
 SAMPLE_RATE = 24000
 

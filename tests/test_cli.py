@@ -92,8 +92,8 @@ def test_a_bad_setting_names_the_variable(tmp_path: Path) -> None:
 def test_the_master_and_light_modules_do_not_import_torch() -> None:
     # The master process (all of app/) starts in a second: it never loads torch or chatterbox.
     code = (
-        "import sys; import worker.settings, worker.engine.params, worker.engine.text, "
-        "worker.engine.text_feed, worker.engine.variants, worker.messages, app.main, "
+        "import sys; import common.settings, common.params, worker.engine.text, "
+        "worker.engine.text_feed, common.variants, common.protocol, app.main, "
         "app.__main__; bad = {'torch', 'chatterbox'} & set(sys.modules); "
         "assert not bad, f'{bad} imported'"
     )

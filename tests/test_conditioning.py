@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from common.audio import AudioDecodeError, decode_audio
 from tests.audio_files import write_audio
 from tests.conftest import synthesize
-from worker.engine.audio_io import decode_audio
 from worker.engine.conditioning import VoiceConditioning, compute_conditioning, load_reference
-from worker.engine.errors import AudioDecodeError, InvalidRequestError
+from worker.engine.errors import InvalidRequestError
 from worker.engine.loading import LoadedModel
 from worker.engine.pipeline import StreamingEngine
 from worker.engine.random_checkpoint import reference_clip

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from common.settings import Settings
 from tests.server import REPO
-from worker.settings import Settings
 
 WORKFLOWS = REPO / ".github" / "workflows"
 DOCKERFILE = (REPO / "Dockerfile").read_text()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from worker.engine.params import SynthesisParams
+from common.params import SynthesisParams
+from common.variants import Variant
 from worker.engine.sampling import SamplingConfig, apply_repetition_penalty, sample_next
 from worker.engine.t3_stream import sampling_config
-from worker.engine.variants import Variant
 
 PLAIN = SamplingConfig(temperature=1.0, top_p=1.0, min_p=0.0, repetition_penalty=1.0)
 

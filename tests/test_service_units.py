@@ -7,7 +7,7 @@ import pytest
 from app.auth import key_matches, startup_problem
 from app.schemas import InvalidRequest, parse_speech_request
 from app.workers import plan_workers
-from worker.settings import Settings
+from common.settings import Settings
 
 
 def settings(**values: object) -> Settings:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from common.params import SynthesisParams
 from tests.conftest import SAMPLE_RATE, synthesize
 from worker.engine.errors import InvalidRequestError
 from worker.engine.loading import LoadedModel
-from worker.engine.params import SynthesisParams
 from worker.engine.pipeline import MAX_WINDOW_GROWTH, StreamingEngine, window_size
 from worker.engine.s3gen_stream import CONTEXT_TOKENS, S3GenStream, StreamConfig
 from worker.engine.t3_stream import T3Stream

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from common.params import SynthesisParams
+from common.variants import Variant
 from tests.conftest import Checkpoints, synthesize
 from worker.engine.conditioning import compute_conditioning
 from worker.engine.errors import InvalidRequestError
 from worker.engine.loading import load_model
-from worker.engine.params import SynthesisParams
 from worker.engine.pipeline import StreamingEngine
 from worker.engine.random_checkpoint import reference_clip
 from worker.engine.t3_stream import T3Stream
-from worker.engine.variants import Variant
 
 
 async def test_turbo_streams_and_ends_with_silence_tokens(checkpoints: Checkpoints) -> None:

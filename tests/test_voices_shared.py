@@ -11,12 +11,12 @@ import httpx
 import numpy as np
 import pytest
 
+from common.voice_library import VoiceLibrary
 from tests.server import Server, parse_wav
 from tests.test_voices import clip_bytes, speak, upload
 from worker.engine.conditioning import compute_conditioning, load_reference
 from worker.engine.loading import LoadedModel
 from worker.voice_cache import VoiceCache
-from worker.voice_library import VoiceLibrary
 
 
 def prepared_conditioning(server: Server, voice_id: str) -> Path:

@@ -12,8 +12,8 @@ import asyncio
 import os
 import sys
 
-from .log_setup import configure_logging
-from .settings import Settings
+from common.log_setup import configure_logging
+from common.settings import Settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,10 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format, args.worker_id)
     settings.export_environment()  # HF_HOME, before huggingface_hub is imported
     os.environ.setdefault("TQDM_DISABLE", "1")
+    from common.voice_library import VoiceLibrary
+
     from .engine.loading import load_model
     from .engine.pipeline import QueueBounds, StreamingEngine
     from .service import Endpoints, WorkerService, run_until_signal
-    from .voice_library import VoiceLibrary
 
     if args.threads:
         import torch

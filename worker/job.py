@@ -15,14 +15,15 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
+from common.log_setup import request_id_var
+from common.params import SynthesisParams
+from common.protocol import Audio, Done, ErrorCode, Failed, Job, Started, TextPiece, _Message
+
 from .engine.conditioning import VoiceConditioning
 from .engine.errors import EngineError, InvalidRequestError
-from .engine.params import SynthesisParams
 from .engine.pipeline import StreamingEngine, SynthesisStats
 from .engine.s3gen_stream import SAMPLE_RATE
 from .engine.text_feed import TextFeed
-from .log_setup import request_id_var
-from .messages import Audio, Done, ErrorCode, Failed, Job, Started, TextPiece, _Message
 from .voice_cache import VoiceCache, VoiceUnavailableError
 
 log = logging.getLogger(__name__)

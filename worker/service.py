@@ -1,6 +1,6 @@
 """A worker process's event loop: ZeroMQ sockets in, engine jobs, results and heartbeats out.
 
-The worker connects to the sockets the master bound (see ``worker.messages`` for the channels):
+The worker connects to the sockets the master bound (see ``common.protocol`` for the channels):
 it pulls its own jobs, subscribes to control, and pushes results and a heartbeat every
 ``HEARTBEAT_INTERVAL_SECONDS`` (also while the model loads, so the master can tell loading from
 hung). It keeps serving until the master drains it or the process is terminated.
@@ -19,9 +19,7 @@ from dataclasses import dataclass
 import zmq
 import zmq.asyncio
 
-from .engine.pipeline import StreamingEngine
-from .job import JobRun
-from .messages import (
+from common.protocol import (
     Cancel,
     Credit,
     Drain,
@@ -36,8 +34,11 @@ from .messages import (
     decode_to_worker,
     encode,
 )
+from common.voice_library import VoiceLibrary
+
+from .engine.pipeline import StreamingEngine
+from .job import JobRun
 from .voice_cache import VoiceCache
-from .voice_library import VoiceLibrary
 
 log = logging.getLogger(__name__)
 TOMBSTONES = 4096  # cancelled request ids remembered, for a cancel that overtakes its job

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .settings import Settings
+from common.audio import AudioDecodeError
+from common.settings import Settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -118,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         from .engine.errors import EngineError, InvalidRequestError
 
-        if not isinstance(error, EngineError):
+        if not isinstance(error, EngineError | AudioDecodeError):
             raise
         print(f"error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, InvalidRequestError) else 1
+        return 2 if isinstance(error, InvalidRequestError | AudioDecodeError) else 1
     if args.json:
         print(json.dumps(report))
     else:

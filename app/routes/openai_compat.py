@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from worker.engine.params import SynthesisParams
-from worker.settings import Settings
+from common.params import SynthesisParams
+from common.settings import Settings
 
 from ..audio_stream import encoded, encoder_for
 from ..auth import check_api_key

@@ -17,10 +17,10 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from worker.log_setup import request_id_var
-from worker.messages import TextPiece
-from worker.settings import Settings
-from worker.voice_library import VoiceLibrary
+from common.log_setup import request_id_var
+from common.protocol import TextPiece
+from common.settings import Settings
+from common.voice_library import VoiceLibrary
 
 from ..audio_stream import encoded, encoder_for
 from ..auth import check_api_key

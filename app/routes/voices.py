@@ -1,4 +1,4 @@
-"""``/voices``: upload, list, inspect, download and delete cloned voices (worker.voice_library).
+"""``/voices``: upload, list, inspect, download and delete cloned voices (common.voice_library).
 
 Every check runs before anything is written: size (413), decodable audio (415), length and level
 (422), name (400); then the original is stored atomically (409 if the id exists and
@@ -17,8 +17,8 @@ import numpy as np
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 
-from worker.settings import Settings
-from worker.voice_library import (
+from common.settings import Settings
+from common.voice_library import (
     MODEL_USES_SECONDS,
     RATE,
     Voice,

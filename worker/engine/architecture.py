@@ -33,7 +33,7 @@ from chatterbox.models.t3.modules.t3_config import T3Config
 from chatterbox.models.voice_encoder import VoiceEncoder
 from s3tokenizer.model_v2 import ModelConfig, S3TokenizerV2
 
-from .variants import Variant
+from common.variants import Variant
 
 Spec = dict[str, Any]
 

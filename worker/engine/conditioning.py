@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from chatterbox.models.t3.modules.cond_enc import T3Cond
 
-from .audio_io import decode_audio, resample
+from common.audio import decode_audio, resample
+from common.variants import Variant
+
 from .errors import InvalidRequestError
-from .variants import Variant
 
 if TYPE_CHECKING:
     from .loading import LoadedModel

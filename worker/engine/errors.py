@@ -24,7 +24,3 @@ class InvalidRequestError(EngineError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
-
-
-class AudioDecodeError(EngineError):
-    """A reference clip that cannot be read as audio."""

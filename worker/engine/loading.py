@@ -22,10 +22,11 @@ from chatterbox.models.t3 import T3
 from chatterbox.models.voice_encoder import VoiceEncoder
 from safetensors.torch import load_file
 
+from common.variants import FILES, RANDOM_MARKER, SUPPORTED_LANGUAGES, Variant
+
 from .architecture import build_s3gen, build_t3, build_voice_encoder
 from .conditioning import VoiceConditioning
 from .errors import EngineError, InvalidCheckpointError, InvalidRequestError, ModelNotFoundError
-from .variants import FILES, RANDOM_MARKER, SUPPORTED_LANGUAGES, Variant
 
 log = logging.getLogger(__name__)
 

@@ -22,14 +22,15 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from common.params import SynthesisParams
+from common.variants import SUPPORTED_LANGUAGES, Variant
+
 from .conditioning import VoiceConditioning
 from .errors import InvalidRequestError
 from .loading import LoadedModel
-from .params import SynthesisParams
 from .s3gen_stream import SAMPLE_RATE, S3GenStream, StreamConfig
 from .t3_stream import T3Stream
 from .text_feed import FLUSH, TextFeed
-from .variants import SUPPORTED_LANGUAGES, Variant
 
 T = TypeVar("T")
 _END = object()

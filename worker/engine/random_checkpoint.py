@@ -22,8 +22,9 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, models
 
+from common.variants import FILES, RANDOM_MARKER, SUPPORTED_LANGUAGES, Variant
+
 from .architecture import build_s3gen, build_t3, build_voice_encoder, count_parameters
-from .variants import FILES, RANDOM_MARKER, SUPPORTED_LANGUAGES, Variant
 
 SPECIAL_TOKENS = ["[START]", "[STOP]", "[UNK]", "[SPACE]", "[PAD]"]
 

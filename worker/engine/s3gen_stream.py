@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from chatterbox.models.s3gen.hifigan import HiFTGenerator
 
+from common.params import OverlapMethod
+from common.variants import Variant
+
 from .conditioning import VoiceConditioning
 from .loading import LoadedModel
-from .params import OverlapMethod
-from .variants import Variant
 
 SAMPLE_RATE = 24000
 MEL_PER_TOKEN = 2

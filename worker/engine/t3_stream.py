@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from chatterbox.models.t3.modules.cond_enc import T3Cond
 
+from common.params import SynthesisParams
+from common.variants import Variant
+
 from .loading import LoadedModel
-from .params import SynthesisParams
 from .sampling import SamplingConfig, sample_next
-from .variants import Variant
 
 SPEECH_VOCAB = 6561  # valid S3 speech tokens are < 6561
 TOKENS_PER_SECOND = 25

@@ -1,7 +1,8 @@
-"""Read reference clips of any common format (wav, mp3, flac, ogg, m4a ...) as mono float32.
+"""Audio both processes handle: the model's sample rate, decoding, resampling, 16-bit PCM.
 
-PyAV decodes through FFmpeg's libraries in-process (no ffmpeg binary needed) and soxr resamples;
-librosa's loader would need audioread/ffmpeg for m4a.
+PyAV decodes through FFmpeg's libraries in-process (no ffmpeg binary needed) and reads every
+common format (wav, mp3, flac, ogg, m4a ...); librosa's loader would need audioread/ffmpeg for
+m4a. soxr resamples.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ import av
 import numpy as np
 import soxr
 
-from .errors import AudioDecodeError
+SAMPLE_RATE = 24000  # every Chatterbox variant speaks at 24 kHz
+INT16_SCALE = 32767.0
+
+
+class AudioDecodeError(Exception):
+    """Bytes or a file that cannot be read as audio; ``str()`` is fit to show a user."""
 
 
 def decode_audio(source: str | Path | BinaryIO, sample_rate: int) -> np.ndarray:
@@ -43,6 +49,11 @@ def resample(wav: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate:
         return wav.astype(np.float32, copy=False)
     return np.asarray(soxr.resample(wav, from_rate, to_rate), dtype=np.float32)
+
+
+def int16_bytes(pcm: np.ndarray) -> bytes:
+    """Float PCM in [-1, 1] as signed 16-bit little-endian bytes (values beyond are clipped)."""
+    return (np.clip(pcm, -1.0, 1.0) * INT16_SCALE).astype("<i2").tobytes()
 
 
 def _name(source: object) -> str:

@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .engine.params import OverlapMethod, SynthesisParams, field_aliases
-from .engine.variants import Variant
+from .params import OverlapMethod, SynthesisParams, field_aliases
+from .variants import Variant
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 ServiceMode = Literal["http", "runpod-queue"]

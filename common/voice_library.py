@@ -34,8 +34,7 @@ import av
 import numpy as np
 import pyloudnorm
 
-from .engine.audio_io import decode_audio
-from .engine.errors import AudioDecodeError
+from .audio import AudioDecodeError, decode_audio
 
 RATE = 24000
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm", ".opus", ".aac")

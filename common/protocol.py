@@ -37,7 +37,7 @@ class Job(_Message):
     text: str | None
     params: dict[str, Any]
     voice_id: str | None = None
-    voice_path: str | None = None  # the prepared clip (see worker.voice_library)
+    voice_path: str | None = None  # the prepared clip (see common.voice_library)
     voice_hash: str | None = None  # its content hash: the cache key
     credit: int = Field(ge=1, description="Audio messages the worker may send before a Credit")
 
