@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from common.log_setup import configure_logging
 from common.settings import Settings
+from common.validation import every_problem
 
 from .auth import startup_problem
 from .main import create_app
@@ -32,9 +33,8 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        for problem in error.errors():
-            name = "_".join(str(p) for p in problem["loc"]).upper()
-            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
+        for problem in every_problem(error.errors(), upper=True):
+            print(f"configuration error: {problem}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

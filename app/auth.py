@@ -36,13 +36,12 @@ def check_api_key(connection: HTTPConnection, settings: Settings) -> None:
     candidate = connection.headers.get(HEADER) or connection.query_params.get(QUERY)
     if not candidate:
         raise ApiError(
-            401,
             "unauthorized",
             f"missing API key: send it in the {HEADER} header or the {QUERY} query parameter",
             headers={"WWW-Authenticate": HEADER},
         )
     if not key_matches(candidate, keys):
-        raise ApiError(403, "forbidden", "the API key is not valid")
+        raise ApiError("forbidden", "the API key is not valid")
 
 
 def startup_problem(settings: Settings) -> str | None:

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from common.settings import Settings
-from common.voice_library import VoiceLibrary
+from common.voices.library import VoiceLibrary
 
 from .auth import check_api_key
 from .pool import WorkerPool

@@ -13,22 +13,69 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from common.validation import first_problem
+from common.voices.errors import VoiceError, VoiceErrorKind
+
 log = logging.getLogger(__name__)
 
 
+# Every error code a client can see, and the HTTP status it comes with: the one table.
+STATUS: dict[str, int] = {
+    # request validation
+    "invalid_request": 422,
+    "invalid_voice_id": 400,
+    "unsupported_media_type": 415,
+    "too_large": 413,
+    # keys
+    "unauthorized": 401,
+    "forbidden": 403,
+    # voices
+    "voice_not_found": 404,
+    "voice_unreadable": 422,
+    "read_only": 403,
+    "conflict": 409,
+    # capacity and the workers (see common.protocol.ErrorCode)
+    "overloaded": 503,
+    "not_ready": 503,
+    "worker_draining": 503,
+    "worker_crashed": 503,
+    "cancelled": 499,
+    "internal_error": 500,
+    # routing
+    "not_found": 404,
+    "method_not_allowed": 405,
+}
+
+
+# A voice error's code where the voice is the subject (the /voices endpoints) ...
+VOICE_CODES: dict[VoiceErrorKind, str] = {
+    "invalid_name": "invalid_voice_id",
+    "invalid_id": "invalid_request",
+    "not_found": "voice_not_found",
+    "exists": "conflict",
+    "read_only": "read_only",
+    "not_audio": "unsupported_media_type",
+    "too_large": "too_large",
+    "unusable_audio": "invalid_request",
+}
+# ... and where it is one parameter of a synthesis request: a stored file that is not audio is
+# that parameter's problem (422), not the request body's media type (415).
+SPEECH_VOICE_CODES: dict[VoiceErrorKind, str] = {**VOICE_CODES, "not_audio": "voice_unreadable"}
+
+
 class ApiError(Exception):
-    """An error with its HTTP status, code and client message."""
+    """An error with its code, client message and (from :data:`STATUS`) HTTP status."""
 
     def __init__(
         self,
-        status: int,
         code: str,
         message: str,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
-        self.status = status
+        self.status = status if status is not None else STATUS.get(code, 500)
         self.code = code
         self.message = message
         self.field = field
@@ -39,6 +86,10 @@ class ApiError(Exception):
         if self.field:
             error["field"] = self.field
         return {"error": error}
+
+
+def voice_api_error(error: VoiceError) -> ApiError:
+    return ApiError(VOICE_CODES[error.kind], str(error), error.field)
 
 
 def error_response(error: ApiError) -> JSONResponse:
@@ -52,23 +103,20 @@ async def _api_error(_: Request, error: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    first = error.errors()[0] if error.errors() else {}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-    field = ".".join(loc) or None
-    message = f"{field}: {first.get('msg', 'invalid')}" if field else "invalid request body"
-    return error_response(ApiError(422, "invalid_request", message, field))
+    field, message = first_problem(error.errors())
+    return error_response(ApiError("invalid_request", message, field))
 
 
 async def _http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-    return error_response(ApiError(error.status_code, code, str(error.detail)))
+    return error_response(ApiError(code, str(error.detail), status=error.status_code))
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     message = "internal error; the details are in the server log"
-    return error_response(ApiError(500, "internal_error", message))
+    return error_response(ApiError("internal_error", message))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from common.settings import Settings
-from common.voice_library import VoiceLibrary
+from common.voices.library import VoiceLibrary
 
 from .errors import install_error_handlers
 from .metrics import Metrics, RequestCounter

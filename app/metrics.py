@@ -20,13 +20,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.protocol import Done, Failed
+from common.protocol import WORKER_STATES, Done, Failed
 
 from . import gpus
 from .pool import WorkerPool
 from .streams import AudioChunk, Event, RequestStream
 
-WORKER_STATES = ("starting", "loading", "ready", "draining", "failed", "restarting", "stopped")
 TTFA_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 RTF_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 

@@ -12,14 +12,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from common.audio import SAMPLE_RATE
 from common.params import SynthesisParams, field_aliases
 from common.settings import Settings
+from common.validation import first_problem
 
 from .encoding import FORMATS, output_rate
 
 REQUEST_FIELDS = ("text", "voice_id", "format", "sample_rate", "api_key", "type")
-# Every Chatterbox model speaks at 24 kHz (the worker's Started message confirms it per request).
-MODEL_RATE = 24000
 
 
 class InvalidRequest(Exception):
@@ -67,14 +67,14 @@ def parse_speech_request(
     try:
         params = settings.synthesis_defaults(**overrides)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
+        field, message = first_problem(error.errors())
         given = {name: alias for alias, name in field_aliases().items() if alias in overrides}
-        field = given.get(field or "", field)
-        message = first["msg"]
-        if first["type"] == "extra_forbidden":
-            message = f"unknown parameter {field!r}"
-        raise InvalidRequest(field, f"{field}: {message}") from None
+        if field in given:  # name it as the client did (synthesis_temperature, not temperature)
+            field = given[field]
+            message = f"{field}: {error.errors()[0]['msg']}"
+        if error.errors()[0]["type"] == "extra_forbidden":
+            message = f"{field}: unknown parameter {field!r}"
+        raise InvalidRequest(field, message) from None
     return SpeechRequest(text, voice_id, audio_format, sample_rate, params)
 
 
@@ -110,7 +110,7 @@ def _sample_rate(audio_format: str, value: object) -> int | None:
     if rate <= 0:
         raise InvalidRequest("sample_rate", "sample_rate must be a positive number of Hz")
     try:
-        output_rate(audio_format, rate, MODEL_RATE)
+        output_rate(audio_format, rate, SAMPLE_RATE)
     except ValueError as error:
         raise InvalidRequest("sample_rate", f"sample_rate: {error}") from None
     return rate

@@ -10,31 +10,22 @@ from __future__ import annotations
 import asyncio
 
 from common.protocol import Failed, Started
-from common.voice_library import VoiceError, VoiceLibrary
+from common.voices.errors import VoiceError
+from common.voices.library import VoiceLibrary
 
-from .errors import ApiError
+from .errors import SPEECH_VOICE_CODES, ApiError
 from .pool import PoolUnavailable, WorkerPool
 from .request_ids import current_request_id
 from .schemas import SpeechRequest
 from .streams import RequestStream, StreamFailed
 
-FAILURE_STATUS = {
-    "invalid_request": 422,
-    "voice_not_found": 404,
-    "voice_unreadable": 422,
-    "worker_draining": 503,
-    "worker_crashed": 503,
-    "overloaded": 503,
-    "cancelled": 499,
-    "internal_error": 500,
-}
-
 
 def failure_to_api_error(failed: Failed) -> ApiError:
-    status = FAILURE_STATUS.get(failed.code, 500)
-    headers = {"Retry-After": "1"} if status == 503 else None
     field = failed.field or ("voice_id" if failed.code.startswith("voice_") else None)
-    return ApiError(status, failed.code, failed.message, field, headers)
+    error = ApiError(failed.code, failed.message, field)
+    if error.status == 503:
+        error.headers = {"Retry-After": "1"}
+    return error
 
 
 async def open_stream(
@@ -50,15 +41,11 @@ async def open_stream(
             voice = library.find(request.voice_id)
             path, digest = await asyncio.to_thread(library.prepared_clip, voice)
         except VoiceError as error:
-            code = "voice_not_found" if error.status == 404 else "voice_unreadable"
-            if error.status not in (404, 415):
-                code = "invalid_request"
-            status = 404 if error.status == 404 else 422
-            raise ApiError(status, code, str(error), "voice_id") from None
+            raise ApiError(SPEECH_VOICE_CODES[error.kind], str(error), "voice_id") from None
         clip = str(path)
     return RequestStream(
         text=request.text,
-        params=request.params.model_dump(),
+        params=request.params,
         voice_id=request.voice_id,
         voice_path=clip,
         voice_hash=digest,
@@ -75,7 +62,7 @@ async def start_speech(
         await pool.submit(stream)
     except PoolUnavailable as error:
         headers = {"Retry-After": str(error.retry_after)}
-        raise ApiError(503, error.code, str(error), headers=headers) from None
+        raise ApiError(error.code, str(error), headers=headers) from None
     try:
         return stream, await stream.started()
     except StreamFailed as error:

@@ -13,8 +13,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from common.params import SynthesisParams
 from common.protocol import Done, Failed, Started, TextPiece
 
 
@@ -45,7 +45,7 @@ class RequestStream:
     """The master's end of one request."""
 
     text: str | None
-    params: dict[str, Any]
+    params: SynthesisParams
     voice_id: str | None = None
     voice_path: str | None = None
     voice_hash: str | None = None

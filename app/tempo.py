@@ -6,7 +6,6 @@ root. It sits between the worker's PCM and the encoder, so every format gets it.
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
 import av
@@ -65,7 +64,3 @@ class TempoEncoder:
                 break
             out.append(frame.to_ndarray().reshape(-1).astype("<i2").tobytes())
         return b"".join(out)
-
-
-def valid_speed(speed: float) -> bool:
-    return math.isfinite(speed) and MIN_SPEED <= speed <= MAX_SPEED

@@ -7,11 +7,20 @@ factor); defaults are the specification's ``TTS_*`` defaults.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 OverlapMethod = Literal["full", "zero"]
+
+# The bounds of the parameters a deployment can also set a default for (the TTS_* settings).
+Exaggeration = Annotated[float, Field(ge=0.0, le=2.0)]
+CfgWeight = Annotated[float, Field(ge=0.0, le=5.0)]
+Temperature = Annotated[float, Field(ge=0.0, le=5.0)]
+ChunkChars = Annotated[int, Field(ge=20, le=2000)]
+SliceTokens = Annotated[int, Field(ge=8, le=500)]
+TrimMilliseconds = Annotated[int, Field(ge=0, le=5000)]
+CrossfadeMilliseconds = Annotated[int, Field(ge=0, le=200)]
 
 
 class SynthesisParams(BaseModel):
@@ -19,23 +28,14 @@ class SynthesisParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
-    exaggeration: float = Field(
-        0.5,
-        ge=0.0,
-        le=2.0,
-        validation_alias=AliasChoices("exaggeration", "voice_exaggeration_factor"),
+    exaggeration: Exaggeration = Field(
+        0.5, validation_alias=AliasChoices("exaggeration", "voice_exaggeration_factor")
     )
-    cfg_weight: float = Field(
-        0.5,
-        ge=0.0,
-        le=5.0,
-        validation_alias=AliasChoices("cfg_weight", "cfg_guidance_weight"),
+    cfg_weight: CfgWeight = Field(
+        0.5, validation_alias=AliasChoices("cfg_weight", "cfg_guidance_weight")
     )
-    temperature: float = Field(
-        0.8,
-        ge=0.0,
-        le=5.0,
-        validation_alias=AliasChoices("temperature", "synthesis_temperature"),
+    temperature: Temperature = Field(
+        0.8, validation_alias=AliasChoices("temperature", "synthesis_temperature")
     )
     # None: the variant's upstream default (see t3_stream.VARIANT_SAMPLING).
     top_p: float | None = Field(None, gt=0.0, le=1.0)
@@ -44,12 +44,12 @@ class SynthesisParams(BaseModel):
     repetition_penalty: float | None = Field(None, ge=1.0, le=5.0)
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     language: str | None = Field(None, min_length=2, max_length=8)
-    text_processing_chunk_size: int = Field(150, ge=20, le=2000)
-    audio_tokens_per_slice: int = Field(35, ge=8, le=500)
-    remove_leading_milliseconds: int = Field(0, ge=0, le=5000)
-    remove_trailing_milliseconds: int = Field(0, ge=0, le=5000)
+    text_processing_chunk_size: ChunkChars = 150
+    audio_tokens_per_slice: SliceTokens = 35
+    remove_leading_milliseconds: TrimMilliseconds = 0
+    remove_trailing_milliseconds: TrimMilliseconds = 0
     chunk_overlap_method: OverlapMethod = "full"
-    crossfade_duration_milliseconds: int = Field(30, ge=0, le=200)
+    crossfade_duration_milliseconds: CrossfadeMilliseconds = 30
     # Benchmarking aid: generate exactly this many speech tokens per text chunk, ignoring EOS.
     fixed_token_count: int | None = Field(None, ge=1, le=4000)
 

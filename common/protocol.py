@@ -18,11 +18,17 @@ Only these plain types cross the process boundary: a worker's exception becomes 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-WorkerState = Literal["starting", "loading", "ready", "draining", "failed"]
+from .params import SynthesisParams
+
+# What a worker says of itself in its heartbeat ...
+ReportedState = Literal["starting", "loading", "ready", "draining", "failed"]
+# ... and the states only the master knows: waiting to be started again, or stopped for good.
+WorkerState = Literal[ReportedState, "restarting", "stopped"]
+WORKER_STATES: tuple[WorkerState, ...] = get_args(WorkerState)
 
 
 class _Message(BaseModel):
@@ -35,9 +41,9 @@ class Job(_Message):
     type: Literal["job"] = "job"
     request_id: str
     text: str | None
-    params: dict[str, Any]
+    params: SynthesisParams
     voice_id: str | None = None
-    voice_path: str | None = None  # the prepared clip (see common.voice_library)
+    voice_path: str | None = None  # the prepared clip (see common.voices.library)
     voice_hash: str | None = None  # its content hash: the cache key
     credit: int = Field(ge=1, description="Audio messages the worker may send before a Credit")
 
@@ -86,7 +92,7 @@ class Heartbeat(_Message):
     worker_id: str
     generation: int
     pid: int
-    state: WorkerState
+    state: ReportedState
     device: str
     capacity: int
     active: int

@@ -15,10 +15,34 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .params import OverlapMethod, SynthesisParams, field_aliases
+from .params import (
+    CfgWeight,
+    ChunkChars,
+    CrossfadeMilliseconds,
+    Exaggeration,
+    OverlapMethod,
+    SliceTokens,
+    SynthesisParams,
+    Temperature,
+    TrimMilliseconds,
+    field_aliases,
+)
 from .variants import Variant
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+_DEFAULTS = SynthesisParams()
+# Each TTS_* setting and the request parameter whose default it sets.
+TTS_SETTINGS = {
+    "tts_voice_exaggeration_factor": "exaggeration",
+    "tts_cfg_guidance_weight": "cfg_weight",
+    "tts_synthesis_temperature": "temperature",
+    "tts_text_processing_chunk_size": "text_processing_chunk_size",
+    "tts_audio_tokens_per_slice": "audio_tokens_per_slice",
+    "tts_remove_leading_milliseconds": "remove_leading_milliseconds",
+    "tts_remove_trailing_milliseconds": "remove_trailing_milliseconds",
+    "tts_chunk_overlap_strategy": "chunk_overlap_method",
+    "tts_crossfade_duration_milliseconds": "crossfade_duration_milliseconds",
+}
 ServiceMode = Literal["http", "runpod-queue"]
 
 
@@ -98,15 +122,19 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="'auto' (cuda:N if present, else cpu), 'cpu', 'cuda:0'")
     model_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
-    tts_voice_exaggeration_factor: float = Field(0.5, ge=0.0, le=2.0)
-    tts_cfg_guidance_weight: float = Field(0.5, ge=0.0, le=5.0)
-    tts_synthesis_temperature: float = Field(0.8, ge=0.0, le=5.0)
-    tts_text_processing_chunk_size: int = Field(150, ge=20, le=2000)
-    tts_audio_tokens_per_slice: int = Field(35, ge=8, le=500)
-    tts_remove_leading_milliseconds: int = Field(0, ge=0, le=5000)
-    tts_remove_trailing_milliseconds: int = Field(0, ge=0, le=5000)
-    tts_chunk_overlap_strategy: OverlapMethod = "full"
-    tts_crossfade_duration_milliseconds: int = Field(30, ge=0, le=200)
+    # Deployment-wide defaults of request parameters (TTS_SETTINGS): the parameters' own
+    # defaults and bounds, from SynthesisParams.
+    tts_voice_exaggeration_factor: Exaggeration = _DEFAULTS.exaggeration
+    tts_cfg_guidance_weight: CfgWeight = _DEFAULTS.cfg_weight
+    tts_synthesis_temperature: Temperature = _DEFAULTS.temperature
+    tts_text_processing_chunk_size: ChunkChars = _DEFAULTS.text_processing_chunk_size
+    tts_audio_tokens_per_slice: SliceTokens = _DEFAULTS.audio_tokens_per_slice
+    tts_remove_leading_milliseconds: TrimMilliseconds = _DEFAULTS.remove_leading_milliseconds
+    tts_remove_trailing_milliseconds: TrimMilliseconds = _DEFAULTS.remove_trailing_milliseconds
+    tts_chunk_overlap_strategy: OverlapMethod = _DEFAULTS.chunk_overlap_method
+    tts_crossfade_duration_milliseconds: CrossfadeMilliseconds = (
+        _DEFAULTS.crossfade_duration_milliseconds
+    )
     tts_speech_token_queue_max_size: int = Field(2, ge=1, le=64)
     tts_pcm_chunk_queue_max_size: int = Field(3, ge=1, le=64)
 
@@ -159,17 +187,7 @@ class Settings(BaseSettings):
 
     def synthesis_defaults(self, **overrides: object) -> SynthesisParams:
         """Request parameters with this deployment's defaults, then ``overrides`` on top."""
-        values: dict[str, object] = {
-            "exaggeration": self.tts_voice_exaggeration_factor,
-            "cfg_weight": self.tts_cfg_guidance_weight,
-            "temperature": self.tts_synthesis_temperature,
-            "text_processing_chunk_size": self.tts_text_processing_chunk_size,
-            "audio_tokens_per_slice": self.tts_audio_tokens_per_slice,
-            "remove_leading_milliseconds": self.tts_remove_leading_milliseconds,
-            "remove_trailing_milliseconds": self.tts_remove_trailing_milliseconds,
-            "chunk_overlap_method": self.tts_chunk_overlap_strategy,
-            "crossfade_duration_milliseconds": self.tts_crossfade_duration_milliseconds,
-        }
+        values = {param: getattr(self, setting) for setting, param in TTS_SETTINGS.items()}
         aliases = field_aliases()
         values.update({aliases.get(k, k): v for k, v in overrides.items() if v is not None})
         return SynthesisParams.model_validate(values)

@@ -75,5 +75,10 @@ SUPPORTED_LANGUAGES: dict[str, str] = {
     "sw": "Swahili", "tr": "Turkish", "zh": "Chinese",
 }  # fmt: skip
 
+# S3Gen conditions on the first 10 s of a reference clip (T3 reads less of it).
+REFERENCE_WINDOW_SECONDS = 10
+# Turbo's reference must be longer than this (upstream asserts it); the others need less.
+TURBO_MIN_REFERENCE_SECONDS = 5.0
+
 # The marker file that a random-weight checkpoint carries (see scripts/make_random_checkpoint.py).
 RANDOM_MARKER = "random_weights.json"

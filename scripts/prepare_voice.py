@@ -50,15 +50,10 @@ import pyloudnorm
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from common.audio import SAMPLE_RATE as RATE  # noqa: E402
 from common.audio import AudioDecodeError, decode_audio  # noqa: E402
-from common.voice_library import (  # noqa: E402
-    RATE,
-    TARGET_LUFS,
-    prepare_clip,
-    trim_silence,
-    wav_bytes,
-    write_atomic,
-)
+from common.voices.clips import TARGET_LUFS, prepare_clip, trim_silence, wav_bytes  # noqa: E402
+from common.voices.library import write_atomic  # noqa: E402
 
 Audio = npt.NDArray[np.float32]
 Floats = npt.NDArray[np.float64]

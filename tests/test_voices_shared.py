@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from common.voice_library import VoiceLibrary
+from common.voices.library import VoiceLibrary
 from tests.server import Server, parse_wav
 from tests.test_voices import clip_bytes, speak, upload
 from worker.engine.conditioning import compute_conditioning, load_reference

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format, args.worker_id)
     settings.export_environment()  # HF_HOME, before huggingface_hub is imported
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from common.voice_library import VoiceLibrary
+    from common.voices.library import VoiceLibrary
 
     from .engine.loading import load_model
     from .engine.pipeline import QueueBounds, StreamingEngine

@@ -15,14 +15,14 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
+from common.audio import SAMPLE_RATE
 from common.log_setup import request_id_var
-from common.params import SynthesisParams
 from common.protocol import Audio, Done, ErrorCode, Failed, Job, Started, TextPiece, _Message
+from common.validation import first_problem
 
 from .engine.conditioning import VoiceConditioning
 from .engine.errors import EngineError, InvalidRequestError
 from .engine.pipeline import StreamingEngine, SynthesisStats
-from .engine.s3gen_stream import SAMPLE_RATE
 from .engine.text_feed import TextFeed
 from .voice_cache import VoiceCache, VoiceUnavailableError
 
@@ -73,7 +73,7 @@ class JobRun:
         request_id_var.set(request_id)  # this task's log lines name the request
         log.info("started: voice %s", self.job.voice_id or "(built-in)")
         try:
-            params = SynthesisParams.model_validate(self.job.params)
+            params = self.job.params
             voice = await self._voice()
             text = self.engine.validate(self.job.text, params)
             self.feed = text
@@ -148,12 +148,9 @@ class JobRun:
 
     async def _fail(self, code: ErrorCode, error: Exception) -> None:
         field = getattr(error, "field", None)
+        message = str(error)
         if isinstance(error, ValidationError):
-            first = error.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or None
-            message = f"{field}: {first['msg']}"
-        else:
-            message = str(error)
+            field, message = first_problem(error.errors())
         await self._report(
             Failed(request_id=self.job.request_id, code=code, message=message, field=field)
         )

@@ -27,14 +27,14 @@ from common.protocol import (
     Heartbeat,
     InvalidateVoice,
     Job,
+    ReportedState,
     TextPiece,
-    WorkerState,
     _Message,
     decode_control,
     decode_to_worker,
     encode,
 )
-from common.voice_library import VoiceLibrary
+from common.voices.library import VoiceLibrary
 
 from .engine.pipeline import StreamingEngine
 from .job import JobRun
@@ -74,7 +74,7 @@ class WorkerService:
         self.capacity = capacity
         self.heartbeat_interval = heartbeat_interval
         self.device = device
-        self.state: WorkerState = "starting"
+        self.state: ReportedState = "starting"
         self.error = ""
         self.model_name = ""
         self.variant = ""

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from common.audio import AudioDecodeError
+from common.audio import SAMPLE_RATE, AudioDecodeError
 from common.settings import Settings
+from common.validation import every_problem
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,7 +65,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]
     if args.voice and args.voice.suffix == ".pt":
         voice = VoiceConditioning.load(args.voice, model.device)
     elif args.voice:
-        voice = compute_conditioning(model, load_reference(args.voice), 24000, params.exaggeration)
+        voice = compute_conditioning(
+            model, load_reference(args.voice), SAMPLE_RATE, params.exaggeration
+        )
     bounds = QueueBounds(
         settings.tts_speech_token_queue_max_size, settings.tts_pcm_chunk_queue_max_size
     )
@@ -75,7 +78,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]
     with wave.open(str(args.out), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
-        wav.setframerate(24000)
+        wav.setframerate(SAMPLE_RATE)
         async for chunk in chunks:
             wav.writeframes(chunk.to_int16_bytes())
     done = time.perf_counter()
@@ -94,27 +97,23 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]
     }
 
 
-def describe(error: ValidationError, upper: bool) -> str:
-    """'NAME: problem' for each invalid field (environment variables in upper case)."""
-    parts = []
-    for item in error.errors():
-        name = ".".join(map(str, item["loc"]))
-        parts.append(f"{name.upper() if upper else name}: {item['msg']}")
-    return "; ".join(parts)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(message)s")
     try:
         settings = Settings()
     except ValidationError as error:
-        print(f"error: invalid environment: {describe(error, upper=True)}", file=sys.stderr)
+        print(
+            f"error: invalid environment: {'; '.join(every_problem(error.errors(), upper=True))}",
+            file=sys.stderr,
+        )
         return 2
     try:
         report = asyncio.run(run(args, settings))
     except ValidationError as error:
-        print(f"error: invalid parameter: {describe(error, upper=False)}", file=sys.stderr)
+        print(
+            f"error: invalid parameter: {'; '.join(every_problem(error.errors()))}", file=sys.stderr
+        )
         return 2
     except Exception as error:
         from .engine.errors import EngineError, InvalidRequestError

@@ -13,13 +13,12 @@ import logging
 from collections import OrderedDict
 from pathlib import Path
 
-from common.audio import AudioDecodeError
+from common.audio import SAMPLE_RATE, AudioDecodeError
 from common.protocol import ErrorCode
 
 from .engine.conditioning import VoiceConditioning, compute_conditioning, load_reference
 from .engine.errors import InvalidRequestError
 from .engine.loading import LoadedModel
-from .engine.s3gen_stream import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

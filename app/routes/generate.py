@@ -30,9 +30,9 @@ async def _request_data(request: Request) -> dict[str, Any]:
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(422, "invalid_request", "the body must be a JSON object") from None
+            raise ApiError("invalid_request", "the body must be a JSON object") from None
         if not isinstance(body, dict):
-            raise ApiError(422, "invalid_request", "the body must be a JSON object")
+            raise ApiError("invalid_request", "the body must be a JSON object")
         data.update(body)
     accepted = format_from_accept(request.headers.get("accept", ""))
     if accepted and not data.get("format"):
@@ -48,7 +48,7 @@ async def generate(
     try:
         speech = parse_speech_request(await _request_data(request), settings)
     except InvalidRequest as error:
-        raise ApiError(422, "invalid_request", str(error), error.field) from None
+        raise ApiError("invalid_request", str(error), error.field) from None
     stream, started = await start_speech(speech, pool, library)
     encoder = encoder_for(speech.format, speech.sample_rate, started.sample_rate)
     headers = {

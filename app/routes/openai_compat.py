@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common.params import SynthesisParams
 from common.settings import Settings
+from common.validation import first_problem
 
 from ..audio_stream import encoded, encoder_for
 from ..auth import check_api_key
@@ -138,9 +139,7 @@ async def _body(request: Request, settings: Settings) -> SpeechBody:
     try:
         body = SpeechBody.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise OpenAIError(400, f"{param}: {first['msg']}", param, "invalid_value") from None
+        raise _invalid_value(error) from None
     if len(body.input) > settings.openai_max_input_chars:
         raise OpenAIError(
             400, f"input is {len(body.input)} characters; the limit is "
@@ -154,9 +153,12 @@ def _params(body: SpeechBody, settings: Settings) -> SynthesisParams:
     try:
         return settings.synthesis_defaults(**extra)
     except ValidationError as error:
-        first = error.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise OpenAIError(400, f"{param}: {first['msg']}", param, "invalid_value") from None
+        raise _invalid_value(error) from None
+
+
+def _invalid_value(error: ValidationError) -> OpenAIError:
+    param, message = first_problem(error.errors())
+    return OpenAIError(400, message, param, "invalid_value")
 
 
 def _voice_id(voice: str, settings: Settings) -> str | None:

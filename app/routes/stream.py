@@ -20,7 +20,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from common.log_setup import request_id_var
 from common.protocol import TextPiece
 from common.settings import Settings
-from common.voice_library import VoiceLibrary
+from common.voices.library import VoiceLibrary
 
 from ..audio_stream import encoded, encoder_for
 from ..auth import check_api_key

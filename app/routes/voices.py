@@ -1,4 +1,4 @@
-"""``/voices``: upload, list, inspect, download and delete cloned voices (common.voice_library).
+"""``/voices``: upload, list, inspect, download and delete cloned voices (common.voices.library).
 
 Every check runs before anything is written: size (413), decodable audio (415), length and level
 (422), name (400); then the original is stored atomically (409 if the id exists and
@@ -13,43 +13,24 @@ import wave
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 
+from common.audio import SAMPLE_RATE
 from common.settings import Settings
-from common.voice_library import (
-    MODEL_USES_SECONDS,
-    RATE,
-    Voice,
-    VoiceError,
-    VoiceLibrary,
-    decode,
-    level_db,
-    prepare_clip,
-    sanitize_voice_id,
-    sniff_suffix,
-    trim_silence,
-)
+from common.variants import REFERENCE_WINDOW_SECONDS, Variant
+from common.voices.clips import check_upload, sniff_suffix
+from common.voices.errors import VoiceError
+from common.voices.library import Voice, VoiceLibrary, sanitize_voice_id
 
 from ..dependencies import Authorized, LibraryDep, PoolDep, SettingsDep
-from ..errors import ApiError
+from ..errors import voice_api_error
 from ..pool import WorkerPool
 
 router = APIRouter(dependencies=[Authorized])
-SILENT_DB = -50.0
-MIN_SECONDS = {"chatterbox-turbo": 5.0}  # Turbo needs more than 5 s; the others 1 s
-DEFAULT_MIN_SECONDS = 1.0
 MEDIA_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".flac": "audio/flac",
                ".ogg": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4",
                ".aac": "audio/aac", ".webm": "audio/webm"}  # fmt: skip
-
-
-def api_error(error: VoiceError) -> ApiError:
-    codes = {400: "invalid_voice_id", 403: "read_only", 404: "voice_not_found", 409: "conflict",
-             413: "too_large", 415: "unsupported_media_type", 422: "invalid_request"}  # fmt: skip
-    code = codes.get(error.status, "invalid_request")
-    return ApiError(error.status, code, str(error), error.field)
 
 
 @router.post("/voices", status_code=201)
@@ -68,18 +49,24 @@ async def upload_voice(
         name = voice_id or file.filename or ""
         suffix = Path(file.filename or "").suffix or await asyncio.to_thread(sniff_suffix, data)
         name = sanitize_voice_id(name, suffix)
-        wav = await asyncio.to_thread(_validated_audio, data, settings, _variant(pool, settings))
+        wav = await asyncio.to_thread(
+            check_upload,
+            data,
+            settings.max_voice_upload_bytes,
+            settings.max_voice_seconds,
+            _variant(pool, settings),
+        )
         voice = await asyncio.to_thread(library.add, name, data, bool(overwrite or overwrite_form))
         clip, digest = await asyncio.to_thread(library.prepared_clip, voice, wav)
     except VoiceError as error:
-        raise api_error(error) from None
+        raise voice_api_error(error) from None
     pool.voice_changed(voice.voice_id, str(clip), digest)
-    seconds = len(wav) / RATE
+    seconds = len(wav) / SAMPLE_RATE
     notes = []
-    if seconds > MODEL_USES_SECONDS:
+    if seconds > REFERENCE_WINDOW_SECONDS:
         notes.append(
             f"the clip is {seconds:.1f} s long; the model uses only its first "
-            f"{MODEL_USES_SECONDS:.0f} s (after trimming silence): put the best part first"
+            f"{REFERENCE_WINDOW_SECONDS:.0f} s (after trimming silence): put the best part first"
         )
     return {
         "voice_id": voice.voice_id,
@@ -89,35 +76,11 @@ async def upload_voice(
     }
 
 
-def _validated_audio(data: bytes, settings: Settings, variant: str) -> np.ndarray:
-    if len(data) > settings.max_voice_upload_bytes:
-        raise VoiceError(413, f"the file is over {settings.max_voice_upload_bytes} bytes", "file")
-    if not data:
-        raise VoiceError(415, "the file is empty", "file")
-    wav = decode(data)
-    seconds = len(wav) / RATE
-    shortest = MIN_SECONDS.get(variant, DEFAULT_MIN_SECONDS)
-    if seconds > settings.max_voice_seconds:
-        raise VoiceError(
-            422, f"the clip is {seconds:.1f} s; the limit is {settings.max_voice_seconds:g} s "
-            "(MAX_VOICE_SECONDS); 10-20 s of clean speech is ideal", "file",
-        )  # fmt: skip
-    speech = trim_silence(wav)
-    if level_db(wav) < SILENT_DB or level_db(speech) < SILENT_DB:
-        raise VoiceError(422, "the clip is silent (or nearly): record someone speaking", "file")
-    if len(speech) / RATE <= shortest:
-        raise VoiceError(
-            422, f"the clip has {len(speech) / RATE:.1f} s of sound; {variant} needs more than "
-            f"{shortest:g} s", "file",
-        )  # fmt: skip
-    return prepare_clip(wav)
-
-
-def _variant(pool: WorkerPool, settings: Settings) -> str:
+def _variant(pool: WorkerPool, settings: Settings) -> Variant:
     for handle in pool.handles:
         if handle.variant:
-            return handle.variant
-    return settings.model_variant.value if settings.model_variant else "chatterbox"
+            return Variant(handle.variant)
+    return settings.model_variant or Variant.ENGLISH
 
 
 @router.get("/voices")
@@ -150,7 +113,7 @@ async def delete_voice(voice_id: str, library: LibraryDep, pool: PoolDep) -> dic
     try:
         voice = await asyncio.to_thread(library.delete, voice_id)
     except VoiceError as error:
-        raise api_error(error) from None
+        raise voice_api_error(error) from None
     pool.voice_changed(voice.voice_id)
     return {"message": f"Voice '{voice.voice_id}' deleted successfully."}
 
@@ -159,7 +122,7 @@ def _find(library: VoiceLibrary, voice_id: str) -> Voice:
     try:
         return library.find(voice_id)
     except VoiceError as error:
-        raise api_error(error) from None
+        raise voice_api_error(error) from None
 
 
 def _describe(library: VoiceLibrary, voice: Voice) -> dict[str, Any]:
@@ -168,7 +131,7 @@ def _describe(library: VoiceLibrary, voice: Voice) -> dict[str, Any]:
         "preloaded": voice.preloaded,
         "size_bytes": voice.size,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(voice.created)),
-        "sample_rate": RATE,
+        "sample_rate": SAMPLE_RATE,
     }
     try:
         clip, _ = library.prepared_clip(voice)

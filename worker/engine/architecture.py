@@ -33,6 +33,7 @@ from chatterbox.models.t3.modules.t3_config import T3Config
 from chatterbox.models.voice_encoder import VoiceEncoder
 from s3tokenizer.model_v2 import ModelConfig, S3TokenizerV2
 
+from common.audio import SAMPLE_RATE
 from common.variants import Variant
 
 Spec = dict[str, Any]
@@ -141,7 +142,7 @@ def assemble_s3gen(spec: Spec, *, meanflow: bool) -> S3Gen:
     s3gen.resamplers = {}
     hift = spec["hift"]
     s3gen.mel2wav = HiFTGenerator(
-        sampling_rate=24000,
+        sampling_rate=SAMPLE_RATE,
         base_channels=hift["base_channels"],
         upsample_rates=[8, 5, 3],
         upsample_kernel_sizes=[16, 11, 7],
@@ -149,7 +150,7 @@ def assemble_s3gen(spec: Spec, *, meanflow: bool) -> S3Gen:
         source_resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]],
         f0_predictor=ConvRNNF0Predictor(cond_channels=hift["f0_cond_channels"]),
     )
-    n_trim = 24000 // 50
+    n_trim = SAMPLE_RATE // 50
     trim_fade = torch.zeros(2 * n_trim)
     trim_fade[n_trim:] = (torch.cos(torch.linspace(torch.pi, 0, n_trim)) + 1) / 2
     s3gen.register_buffer("trim_fade", trim_fade, persistent=False)

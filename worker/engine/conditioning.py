@@ -19,18 +19,15 @@ import numpy as np
 import torch
 from chatterbox.models.t3.modules.cond_enc import T3Cond
 
-from common.audio import decode_audio, resample
-from common.variants import Variant
+from common.audio import SAMPLE_RATE, decode_audio, resample
+from common.variants import REFERENCE_WINDOW_SECONDS, TURBO_MIN_REFERENCE_SECONDS, Variant
 
 from .errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from .loading import LoadedModel
 
-S3GEN_SR = 24000
 S3_SR = 16000
-DECODER_REF_SECONDS = 10  # S3Gen uses the first 10 s of the reference
-TURBO_MIN_SECONDS = 5.0
 
 
 @dataclass
@@ -82,7 +79,7 @@ def _to(value: Any, device: torch.device) -> Any:
 
 def load_reference(path: str | Path) -> np.ndarray:
     """Decode a reference clip to mono 24 kHz float32."""
-    return decode_audio(path, S3GEN_SR)
+    return decode_audio(path, SAMPLE_RATE)
 
 
 @torch.inference_mode()
@@ -90,19 +87,23 @@ def compute_conditioning(
     model: LoadedModel, wav: np.ndarray, sample_rate: int, exaggeration: float = 0.5
 ) -> VoiceConditioning:
     """Compute a voice's conditioning from a mono clip, as upstream ``prepare_conditionals``."""
-    wav24 = resample(np.asarray(wav, dtype=np.float32), sample_rate, S3GEN_SR)
-    seconds = wav24.size / S3GEN_SR
+    wav24 = resample(np.asarray(wav, dtype=np.float32), sample_rate, SAMPLE_RATE)
+    seconds = wav24.size / SAMPLE_RATE
     if model.variant is Variant.TURBO:
-        if seconds <= TURBO_MIN_SECONDS:
+        if seconds <= TURBO_MIN_REFERENCE_SECONDS:
             raise InvalidRequestError(
-                "voice", f"chatterbox-turbo needs a reference longer than 5 s (got {seconds:.1f} s)"
+                "voice",
+                f"chatterbox-turbo needs a reference longer than {TURBO_MIN_REFERENCE_SECONDS:g} s "
+                f"(got {seconds:.1f} s)",
             )
-        wav24 = _normalize_loudness(wav24, S3GEN_SR)
+        wav24 = _normalize_loudness(wav24, SAMPLE_RATE)
     if seconds < 0.5:
         raise InvalidRequestError("voice", f"the reference clip is too short ({seconds:.2f} s)")
-    wav16 = resample(wav24, S3GEN_SR, S3_SR)
+    wav16 = resample(wav24, SAMPLE_RATE, S3_SR)
     device = model.device
-    gen = model.s3gen.embed_ref(wav24[: DECODER_REF_SECONDS * S3GEN_SR], S3GEN_SR, device=device)
+    gen = model.s3gen.embed_ref(
+        wav24[: REFERENCE_WINDOW_SECONDS * SAMPLE_RATE], SAMPLE_RATE, device=device
+    )
     gen = {k: (v.detach() if torch.is_tensor(v) else v) for k, v in gen.items()}
     prompt_tokens = None
     if plen := model.t3.hp.speech_cond_prompt_len:

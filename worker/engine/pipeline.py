@@ -22,13 +22,14 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from common.audio import SAMPLE_RATE, int16_bytes
 from common.params import SynthesisParams
 from common.variants import SUPPORTED_LANGUAGES, Variant
 
 from .conditioning import VoiceConditioning
 from .errors import InvalidRequestError
 from .loading import LoadedModel
-from .s3gen_stream import SAMPLE_RATE, S3GenStream, StreamConfig
+from .s3gen_stream import S3GenStream, StreamConfig
 from .t3_stream import T3Stream
 from .text_feed import FLUSH, TextFeed
 
@@ -70,7 +71,7 @@ class PcmChunk:
     sample_rate: int = SAMPLE_RATE
 
     def to_int16_bytes(self) -> bytes:
-        return (np.clip(self.pcm, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        return int16_bytes(self.pcm)
 
 
 @dataclass

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, models
 
+from common.audio import SAMPLE_RATE
 from common.variants import FILES, RANDOM_MARKER, SUPPORTED_LANGUAGES, Variant
 
 from .architecture import build_s3gen, build_t3, build_voice_encoder, count_parameters
@@ -148,7 +149,7 @@ def _write_turbo_tokenizer(directory: Path) -> int:
     return len(fast)
 
 
-def reference_clip(seconds: float = 8.0, sr: int = 24000, seed: int = 0) -> np.ndarray:
+def reference_clip(seconds: float = 8.0, sr: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray:
     """A synthetic, speech-like reference: a gliding harmonic tone with syllable-rate bursts."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sr)) / sr
@@ -166,7 +167,7 @@ def _write_builtin_voice(directory: Path) -> None:
     from .loading import load_model
 
     model = load_model(directory, device="cpu", builtin_voice=False)
-    conds = compute_conditioning(model, reference_clip(), 24000)
+    conds = compute_conditioning(model, reference_clip(), SAMPLE_RATE)
     conds.save(directory / FILES[model.variant].builtin_voice)
 
 

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from chatterbox.models.s3gen.hifigan import HiFTGenerator
 
+from common.audio import SAMPLE_RATE
 from common.params import OverlapMethod
 from common.variants import Variant
 
 from .conditioning import VoiceConditioning
 from .loading import LoadedModel
 
-SAMPLE_RATE = 24000
 MEL_PER_TOKEN = 2
 SAMPLES_PER_MEL = 480
 SAMPLES_PER_TOKEN = MEL_PER_TOKEN * SAMPLES_PER_MEL

@@ -33,7 +33,6 @@ class TextFeed:
         self._ready: deque[str | _Flush] = deque()
         self._closed = False
         self._changed = asyncio.Event()
-        self.chunks_out = 0
 
     @classmethod
     def whole(cls, text: str, max_chars: int) -> TextFeed:
@@ -76,10 +75,7 @@ class TextFeed:
                 return None
             self._changed.clear()
             await self._changed.wait()
-        item = self._ready.popleft()
-        if isinstance(item, str):
-            self.chunks_out += 1
-        return item
+        return self._ready.popleft()
 
     def _release(self, complete_only: bool) -> None:
         if complete_only:

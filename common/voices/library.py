@@ -19,39 +19,23 @@ concurrent uploads of one id cannot both win.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import tempfile
 import unicodedata
 import uuid
-import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
-import pyloudnorm
 
-from .audio import AudioDecodeError, decode_audio
+from .clips import decode, prepare_clip, wav_bytes
+from .errors import VoiceError
 
-RATE = 24000
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm", ".opus", ".aac")
 PREPARED = ".prepared"
-TARGET_LUFS = -27.0  # upstream Turbo's reference level
-SILENCE_DB = -40.0  # trim what is this far below the clip's loudest 20 ms
-MODEL_USES_SECONDS = 10.0  # S3Gen's reference window; T3 reads less
 _MAX_ID = 128
-
-
-class VoiceError(Exception):
-    """A client's mistake about a voice: ``status`` is the HTTP status, ``str()`` the reason."""
-
-    def __init__(self, status: int, message: str, field: str = "voice_id") -> None:
-        super().__init__(message)
-        self.status = status
-        self.field = field
 
 
 @dataclass(frozen=True)
@@ -70,7 +54,7 @@ class Voice:
 
 
 def sanitize_voice_id(name: str, suffix_from: str | None = None) -> str:
-    """The voice id for a file name; VoiceError(400) for anything that is not a plain name."""
+    """The voice id for a file name; VoiceError(invalid_name) unless it is a plain name."""
     name = unicodedata.normalize("NFC", name).strip()
     bad = (
         not name
@@ -83,7 +67,7 @@ def sanitize_voice_id(name: str, suffix_from: str | None = None) -> str:
     )
     if bad:
         raise VoiceError(
-            400,
+            "invalid_name",
             f"voice id {name[:40]!r} is not allowed: use a plain file name (letters, digits, "
             f"spaces, . _ - ( ) + , '), not starting with a dot, at most {_MAX_ID} characters",
         )
@@ -113,14 +97,14 @@ class VoiceLibrary:
         return sorted(found.values(), key=lambda v: v.voice_id)
 
     def find(self, voice_id: str) -> Voice:
-        """The voice ``voice_id`` (the extension may be left out); VoiceError 404 if none."""
+        """The voice ``voice_id`` (the extension may be left out); VoiceError(not_found) if none."""
         if not _is_plain(voice_id) or any(unicodedata.category(c)[0] == "C" for c in voice_id):
-            raise VoiceError(422, f"voice_id {voice_id[:40]!r} is not a valid voice id")
+            raise VoiceError("invalid_id", f"voice_id {voice_id[:40]!r} is not a valid voice id")
         for directory, preloaded in ((self.voices_dir, False), (self.preloaded_dir, True)):
             for name in (voice_id, *(voice_id + suffix for suffix in AUDIO_SUFFIXES)):
                 if (directory / name).is_file():
                     return Voice(name, directory / name, preloaded)
-        raise VoiceError(404, f"voice {voice_id!r} not found")
+        raise VoiceError("not_found", f"voice {voice_id!r} not found")
 
     def content_hash(self, voice: Voice) -> str:
         stat = voice.path.stat()
@@ -163,7 +147,7 @@ class VoiceLibrary:
     # --- writing ------------------------------------------------------------------------------
 
     def add(self, voice_id: str, data: bytes, overwrite: bool) -> Voice:
-        """Store ``data`` as ``voice_id`` atomically; VoiceError 409 if it exists."""
+        """Store ``data`` as ``voice_id`` atomically; VoiceError(exists) if it exists."""
         target = self.voices_dir / voice_id
         self.voices_dir.mkdir(parents=True, exist_ok=True)
         temporary = _write_temporary(target, data)
@@ -180,15 +164,17 @@ class VoiceLibrary:
     def delete(self, voice_id: str) -> Voice:
         voice = self.find(voice_id)
         if voice.preloaded:
-            raise VoiceError(403, f"voice {voice.voice_id!r} is preloaded (read-only)")
+            raise VoiceError("read_only", f"voice {voice.voice_id!r} is preloaded (read-only)")
         voice.path.unlink(missing_ok=True)
         _fsync_dir(self.voices_dir)
         return voice
 
 
 def _link_new(temporary: Path, target: Path, voice_id: str) -> None:
-    """Put ``temporary`` at ``target`` unless it exists (VoiceError 409)."""
-    taken = VoiceError(409, f"voice {voice_id!r} already exists; add overwrite=true to replace it")
+    """Put ``temporary`` at ``target`` unless it exists (VoiceError(exists))."""
+    taken = VoiceError(
+        "exists", f"voice {voice_id!r} already exists; add overwrite=true to replace it"
+    )
     try:
         os.link(temporary, target)  # atomic, and fails if the id is taken
     except FileExistsError:
@@ -199,75 +185,6 @@ def _link_new(temporary: Path, target: Path, voice_id: str) -> None:
         except FileExistsError:
             raise taken from None
         os.replace(temporary, target)
-
-
-def decode(data: bytes) -> np.ndarray:
-    """Mono float32 at 24 kHz; VoiceError 415 if the bytes are not audio."""
-    try:
-        return decode_audio(io.BytesIO(data), RATE)
-    except AudioDecodeError:
-        raise VoiceError(
-            415,
-            "the file is not audio that can be read (send WAV, MP3, FLAC, Ogg/Opus, M4A or WebM)",
-            "file",
-        ) from None
-
-
-def sniff_suffix(data: bytes) -> str:
-    """The file suffix for the container ``data`` is in (for uploads named without one)."""
-    try:
-        with av.open(io.BytesIO(data)) as container:
-            names = container.format.name.split(",")
-    except (av.FFmpegError, ValueError):
-        return ".wav"
-    for name, suffix in (("wav", ".wav"), ("mp3", ".mp3"), ("flac", ".flac"), ("ogg", ".ogg"),
-                         ("mp4", ".m4a"), ("m4a", ".m4a"), ("webm", ".webm"),
-                         ("matroska", ".webm")):  # fmt: skip
-        if name in names:
-            return suffix
-    return ".wav"
-
-
-def prepare_clip(wav: np.ndarray) -> np.ndarray:
-    """Trim leading and trailing silence, normalize loudness to TARGET_LUFS."""
-    wav = trim_silence(wav)
-    meter = pyloudnorm.Meter(RATE)
-    if len(wav) > meter.block_size * RATE:
-        loudness = meter.integrated_loudness(wav.astype(np.float64))
-        if np.isfinite(loudness):
-            wav = pyloudnorm.normalize.loudness(wav.astype(np.float64), loudness, TARGET_LUFS)
-    peak = float(np.abs(wav).max()) if len(wav) else 0.0
-    if peak > 0.99:
-        wav = wav * (0.99 / peak)
-    return np.asarray(wav, dtype=np.float32)
-
-
-def trim_silence(wav: np.ndarray) -> np.ndarray:
-    frame = RATE // 50
-    frames = len(wav) // frame
-    if frames < 2:
-        return wav
-    energy = np.sqrt(np.mean(np.square(wav[: frames * frame].reshape(frames, frame)), axis=1))
-    loud = np.flatnonzero(energy > energy.max() * 10 ** (SILENCE_DB / 20))
-    if not len(loud):
-        return wav[:0]  # digital silence
-    start, stop = max(0, loud[0] - 2) * frame, min(frames, loud[-1] + 3) * frame
-    return wav[start:stop]
-
-
-def level_db(wav: np.ndarray) -> float:
-    rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64)))) if len(wav) else 0.0
-    return 20 * np.log10(rms) if rms > 0 else -np.inf
-
-
-def wav_bytes(wav: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes((np.clip(wav, -1, 1) * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -1,0 +1,123 @@
+"""Reference clips: checking an upload, and preparing the clip a voice is cloned from.
+
+The prepared clip is mono at the model's rate, its leading and trailing silence trimmed and its
+loudness normalized to upstream Turbo's reference level, so every variant hears the voice alike.
+"""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import av
+import numpy as np
+import pyloudnorm
+
+from ..audio import SAMPLE_RATE, AudioDecodeError, decode_audio, int16_bytes
+from ..variants import TURBO_MIN_REFERENCE_SECONDS, Variant
+from .errors import VoiceError
+
+TARGET_LUFS = -27.0  # upstream Turbo's reference level
+SILENCE_DB = -40.0  # trim what is this far below the clip's loudest 20 ms
+SILENT_DB = -50.0  # a clip (or its sound) quieter than this is refused as silent
+MIN_SOUND_SECONDS = {Variant.TURBO: TURBO_MIN_REFERENCE_SECONDS}
+DEFAULT_MIN_SOUND_SECONDS = 1.0
+
+
+def check_upload(data: bytes, max_bytes: int, max_seconds: float, variant: Variant) -> np.ndarray:
+    """The prepared clip of an uploaded file, or VoiceError saying what is wrong with it."""
+    if len(data) > max_bytes:
+        raise VoiceError("too_large", f"the file is over {max_bytes} bytes", "file")
+    if not data:
+        raise VoiceError("not_audio", "the file is empty", "file")
+    wav = decode(data)
+    seconds = len(wav) / SAMPLE_RATE
+    if seconds > max_seconds:
+        raise VoiceError(
+            "unusable_audio",
+            f"the clip is {seconds:.1f} s; the limit is {max_seconds:g} s (MAX_VOICE_SECONDS); "
+            "10-20 s of clean speech is ideal",
+            "file",
+        )
+    speech = trim_silence(wav)
+    if level_db(wav) < SILENT_DB or level_db(speech) < SILENT_DB:
+        message = "the clip is silent (or nearly): record someone speaking"
+        raise VoiceError("unusable_audio", message, "file")
+    shortest = MIN_SOUND_SECONDS.get(variant, DEFAULT_MIN_SOUND_SECONDS)
+    if len(speech) / SAMPLE_RATE <= shortest:
+        raise VoiceError(
+            "unusable_audio",
+            f"the clip has {len(speech) / SAMPLE_RATE:.1f} s of sound; {variant.value} needs "
+            f"more than {shortest:g} s",
+            "file",
+        )
+    return prepare_clip(wav)
+
+
+def decode(data: bytes) -> np.ndarray:
+    """Mono float32 at the model's rate; VoiceError(not_audio) if the bytes are not audio."""
+    try:
+        return decode_audio(io.BytesIO(data), SAMPLE_RATE)
+    except AudioDecodeError:
+        raise VoiceError(
+            "not_audio",
+            "the file is not audio that can be read (send WAV, MP3, FLAC, Ogg/Opus, M4A or WebM)",
+            "file",
+        ) from None
+
+
+def sniff_suffix(data: bytes) -> str:
+    """The file suffix for the container ``data`` is in (for uploads named without one)."""
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            names = container.format.name.split(",")
+    except (av.FFmpegError, ValueError):
+        return ".wav"
+    for name, suffix in (("wav", ".wav"), ("mp3", ".mp3"), ("flac", ".flac"), ("ogg", ".ogg"),
+                         ("mp4", ".m4a"), ("m4a", ".m4a"), ("webm", ".webm"),
+                         ("matroska", ".webm")):  # fmt: skip
+        if name in names:
+            return suffix
+    return ".wav"
+
+
+def prepare_clip(wav: np.ndarray) -> np.ndarray:
+    """Trim leading and trailing silence, normalize loudness to TARGET_LUFS."""
+    wav = trim_silence(wav)
+    meter = pyloudnorm.Meter(SAMPLE_RATE)
+    if len(wav) > meter.block_size * SAMPLE_RATE:
+        loudness = meter.integrated_loudness(wav.astype(np.float64))
+        if np.isfinite(loudness):
+            wav = pyloudnorm.normalize.loudness(wav.astype(np.float64), loudness, TARGET_LUFS)
+    peak = float(np.abs(wav).max()) if len(wav) else 0.0
+    if peak > 0.99:
+        wav = wav * (0.99 / peak)
+    return np.asarray(wav, dtype=np.float32)
+
+
+def trim_silence(wav: np.ndarray) -> np.ndarray:
+    frame = SAMPLE_RATE // 50
+    frames = len(wav) // frame
+    if frames < 2:
+        return wav
+    energy = np.sqrt(np.mean(np.square(wav[: frames * frame].reshape(frames, frame)), axis=1))
+    loud = np.flatnonzero(energy > energy.max() * 10 ** (SILENCE_DB / 20))
+    if not len(loud):
+        return wav[:0]  # digital silence
+    start, stop = max(0, loud[0] - 2) * frame, min(frames, loud[-1] + 3) * frame
+    return wav[start:stop]
+
+
+def level_db(wav: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64)))) if len(wav) else 0.0
+    return 20 * np.log10(rms) if rms > 0 else -np.inf
+
+
+def wav_bytes(wav: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(int16_bytes(wav))
+    return buffer.getvalue()
