@@ -86,10 +86,10 @@ class PoolCollector(Collector):
         self.pool = pool
 
     def collect(self) -> Iterator[Metric]:
-        pool = self.pool
-        yield _gauge("tts_queue_depth", "Requests waiting for a worker slot", len(pool.pending))
-        yield _gauge("tts_active_streams", "Requests holding a worker slot", len(pool.in_use))
-        yield _gauge("tts_capacity", "Slots of the workers that are ready", _ready_slots(pool))
+        pool = self.pool.status()
+        yield _gauge("tts_queue_depth", "Requests waiting for a worker slot", pool.queued_requests)
+        yield _gauge("tts_active_streams", "Requests holding a worker slot", pool.in_use)
+        yield _gauge("tts_capacity", "Slots of the workers that are ready", pool.ready_capacity)
         state = GaugeMetricFamily(
             "tts_worker_state", "1 for the state each worker is in", labels=["worker_id", "state"]
         )
@@ -99,17 +99,13 @@ class PoolCollector(Collector):
         restarts = GaugeMetricFamily(
             "tts_worker_restarts", "Times each worker was restarted", labels=["worker_id"]
         )
-        for handle in pool.handles:
+        for worker in pool.workers:
             for name in WORKER_STATES:
-                state.add_metric([handle.worker_id, name], float(handle.state == name))
-            active.add_metric([handle.worker_id], len(handle.active))
-            restarts.add_metric([handle.worker_id], handle.restarts)
+                state.add_metric([worker.worker_id, name], float(worker.state == name))
+            active.add_metric([worker.worker_id], worker.active_requests)
+            restarts.add_metric([worker.worker_id], worker.restarts)
         yield from (state, active, restarts)
         yield from _gpu_memory()
-
-
-def _ready_slots(pool: WorkerPool) -> int:
-    return sum(h.capacity for h in pool.handles if h.state == "ready")
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -47,13 +47,13 @@ class DrainingServer(uvicorn.Server):
             self._drain_task = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
-        in_flight = len(self.pool.in_use)
+        in_flight = self.pool.status().in_use
         log.info("shutting down: finishing %d request(s) in flight", in_flight)
         self.pool.begin_drain()
         if not await self.pool.wait_drained(self.drain_timeout):
             log.warning(
                 "%d request(s) still running after %.0f s; stopping anyway",
-                len(self.pool.in_use),
+                self.pool.status().in_use,
                 self.drain_timeout,
             )
         self.should_exit = True

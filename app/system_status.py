@@ -7,14 +7,13 @@ from typing import Any
 import psutil
 
 from . import gpus
-from .pool import WorkerPool
+from .pool import PoolStatus
 
 GIB = 1024**3
 
 
-def system_status(pool: WorkerPool) -> dict[str, Any]:
+def system_status(pool: PoolStatus) -> dict[str, Any]:
     memory = psutil.virtual_memory()
-    is_ready, reason = pool.readiness()
     return {
         "cpu": {
             # Since the previous call (psutil keeps the reference point), so it never blocks.
@@ -29,11 +28,11 @@ def system_status(pool: WorkerPool) -> dict[str, Any]:
         },
         "gpus": gpus.gpu_stats(),
         "service": {
-            "ready": is_ready,
-            "reason": reason,
+            "ready": pool.ready,
+            "reason": pool.reason,
             "capacity": pool.capacity,
-            "active_requests": sum(len(h.active) for h in pool.handles),
-            "queued_requests": len(pool.pending),
+            "active_requests": pool.active_requests,
+            "queued_requests": pool.queued_requests,
         },
-        "workers": pool.describe_workers(),
+        "workers": [worker.as_dict() for worker in pool.workers],
     }

@@ -31,11 +31,11 @@ WorkerState = Literal[ReportedState, "restarting", "stopped"]
 WORKER_STATES: tuple[WorkerState, ...] = get_args(WorkerState)
 
 
-class _Message(BaseModel):
+class Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Job(_Message):
+class Job(Message):
     """One synthesis request. ``text=None``: the text follows in :class:`TextPiece` messages."""
 
     type: Literal["job"] = "job"
@@ -48,7 +48,7 @@ class Job(_Message):
     credit: int = Field(ge=1, description="Audio messages the worker may send before a Credit")
 
 
-class TextPiece(_Message):
+class TextPiece(Message):
     """More text for a streaming job; ``flush`` speaks what is buffered, ``end`` closes it."""
 
     type: Literal["text"] = "text"
@@ -58,7 +58,7 @@ class TextPiece(_Message):
     end: bool = False
 
 
-class Credit(_Message):
+class Credit(Message):
     """The master forwarded ``chunks`` audio messages of this request to its client."""
 
     type: Literal["credit"] = "credit"
@@ -66,12 +66,12 @@ class Credit(_Message):
     chunks: int = Field(1, ge=1)
 
 
-class Cancel(_Message):
+class Cancel(Message):
     type: Literal["cancel"] = "cancel"
     request_id: str
 
 
-class InvalidateVoice(_Message):
+class InvalidateVoice(Message):
     """A voice was added, overwritten or deleted: drop its cached conditioning; if the new clip
     is given and the worker pre-caches voices, prepare it now."""
 
@@ -81,13 +81,13 @@ class InvalidateVoice(_Message):
     voice_hash: str | None = None
 
 
-class Drain(_Message):
+class Drain(Message):
     """Take no new jobs, finish those in flight, then exit."""
 
     type: Literal["drain"] = "drain"
 
 
-class Heartbeat(_Message):
+class Heartbeat(Message):
     type: Literal["heartbeat"] = "heartbeat"
     worker_id: str
     generation: int
@@ -102,7 +102,7 @@ class Heartbeat(_Message):
     cached_voices: list[str] = Field(default_factory=list)
 
 
-class Started(_Message):
+class Started(Message):
     """The worker accepted the request: audio follows."""
 
     type: Literal["started"] = "started"
@@ -111,7 +111,7 @@ class Started(_Message):
     sample_rate: int
 
 
-class Audio(_Message):
+class Audio(Message):
     """Header of one PCM chunk (signed 16-bit little-endian mono); the bytes are frame two."""
 
     type: Literal["audio"] = "audio"
@@ -119,7 +119,7 @@ class Audio(_Message):
     seq: int
 
 
-class Done(_Message):
+class Done(Message):
     type: Literal["done"] = "done"
     request_id: str
     audio_seconds: float
@@ -142,7 +142,7 @@ ErrorCode = Literal[
 ]
 
 
-class Failed(_Message):
+class Failed(Message):
     type: Literal["failed"] = "failed"
     request_id: str
     code: ErrorCode
@@ -159,7 +159,7 @@ _control: TypeAdapter[Control] = TypeAdapter(Control)
 _from_worker: TypeAdapter[FromWorker] = TypeAdapter(FromWorker)
 
 
-def encode(message: _Message, payload: bytes | None = None) -> list[bytes]:
+def encode(message: Message, payload: bytes | None = None) -> list[bytes]:
     """The frames of ``message`` (and its payload) for ``send_multipart``."""
     frames = [message.model_dump_json().encode()]
     if payload is not None:

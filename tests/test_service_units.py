@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.auth import key_matches, startup_problem
+from app.pool.workers import plan_workers
 from app.schemas import InvalidRequest, parse_speech_request
-from app.workers import plan_workers
 from common.settings import Settings
 
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from common.audio import SAMPLE_RATE
 from common.log_setup import request_id_var
-from common.protocol import Audio, Done, ErrorCode, Failed, Job, Started, TextPiece, _Message
+from common.protocol import Audio, Done, ErrorCode, Failed, Job, Message, Started, TextPiece
 from common.validation import first_problem
 
 from .engine.conditioning import VoiceConditioning
@@ -27,7 +27,7 @@ from .engine.text_feed import TextFeed
 from .voice_cache import VoiceCache, VoiceUnavailableError
 
 log = logging.getLogger(__name__)
-Send = Callable[[_Message, bytes | None], Awaitable[None]]
+Send = Callable[[Message, bytes | None], Awaitable[None]]
 
 
 class JobRun:

@@ -27,9 +27,9 @@ from common.protocol import (
     Heartbeat,
     InvalidateVoice,
     Job,
+    Message,
     ReportedState,
     TextPiece,
-    _Message,
     decode_control,
     decode_to_worker,
     encode,
@@ -132,7 +132,7 @@ class WorkerService:
             await asyncio.gather(beating, *self._background, return_exceptions=True)
             self.context.destroy(linger=1000)
 
-    async def send(self, message: _Message, payload: bytes | None = None) -> None:
+    async def send(self, message: Message, payload: bytes | None = None) -> None:
         async with self._send_lock:  # one multipart message at a time on the shared socket
             await self.results.send_multipart(encode(message, payload), copy=False)
 
@@ -226,7 +226,7 @@ class WorkerService:
         except Exception as error:
             log.warning("could not warm voice %s: %s", voice_id, error)
 
-    def _reply_later(self, message: _Message) -> None:
+    def _reply_later(self, message: Message) -> None:
         task = asyncio.create_task(self.send(message))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -22,19 +22,19 @@ async def health() -> dict[str, str]:
 @router.get("/ready")
 async def ready(pool: PoolDep) -> JSONResponse:
     """200 once every worker has loaded the model; 503 with the reason until then."""
-    is_ready, reason = pool.readiness()
-    workers = [{"worker_id": h.worker_id, "state": h.state} for h in pool.handles]
-    body = {"ready": is_ready, "reason": reason, "workers": workers}
-    return JSONResponse(body, status_code=200 if is_ready else 503)
+    status = pool.status()
+    workers = [{"worker_id": w.worker_id, "state": w.state} for w in status.workers]
+    body = {"ready": status.ready, "reason": status.reason, "workers": workers}
+    return JSONResponse(body, status_code=200 if status.ready else 503)
 
 
 @router.get("/ping")
 async def ping(pool: PoolDep) -> Response:
     """RunPod load-balancer health: 204 while initializing, 200 when ready, 503 when draining."""
-    if pool.draining:
+    status = pool.status()
+    if status.draining:
         return JSONResponse({"status": "draining"}, status_code=503)
-    is_ready, _ = pool.readiness()
-    if is_ready:
+    if status.ready:
         return JSONResponse({"status": "healthy"})
     return Response(status_code=204)
 
@@ -42,4 +42,4 @@ async def ping(pool: PoolDep) -> Response:
 @router.get("/system-status", dependencies=[Authorized])
 async def status(pool: PoolDep) -> dict[str, Any]:
     """CPU, RAM, per-GPU utilisation and memory, and each worker's state."""
-    return system_status(pool)
+    return system_status(pool.status())

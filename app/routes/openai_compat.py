@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from common.params import SynthesisParams
 from common.settings import Settings
 from common.validation import first_problem
+from common.variants import Variant
 
 from ..audio_stream import encoded, encoder_for
 from ..auth import check_api_key
@@ -197,8 +198,7 @@ async def _sse(stream: RequestStream, chunks: AsyncIterator[bytes]) -> AsyncIter
 
 @router.get("/models")
 async def models(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
-    served = next((h.variant for h in pool.handles if h.variant), None)
-    served = served or (settings.model_variant.value if settings.model_variant else "chatterbox")
+    served = pool.status().variant or (settings.model_variant or Variant.ENGLISH).value
     data = [{"id": name, "object": "model", "created": 0, "owned_by": "resemble-ai"}
             for name in (served, *MODEL_ALIASES)]  # fmt: skip
     return {"object": "list", "data": data}

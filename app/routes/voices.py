@@ -77,10 +77,8 @@ async def upload_voice(
 
 
 def _variant(pool: WorkerPool, settings: Settings) -> Variant:
-    for handle in pool.handles:
-        if handle.variant:
-            return Variant(handle.variant)
-    return settings.model_variant or Variant.ENGLISH
+    served = pool.status().variant
+    return Variant(served) if served else settings.model_variant or Variant.ENGLISH
 
 
 @router.get("/voices")

@@ -1,4 +1,4 @@
-"""Worker processes: which to start (the device plan), starting them, and what the master knows.
+"""Worker processes: which to start (the device plan), starting them, and the master's record.
 
 Workers are plain subprocesses (``python -m worker``): the master never imports torch, and a
 worker that crashes takes nothing of the master with it. A GPU worker sees only its GPU
@@ -12,13 +12,17 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import zmq
 
+from common.protocol import Heartbeat, WorkerState
 from common.settings import Settings
 
-from . import gpus
+from .. import gpus
+from .status import WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +51,34 @@ def plan_workers(settings: Settings, gpu_total: int | None = None) -> list[Slot]
     return [Slot(f"gpu{g}-w{i}", g) for g in indices for i in range(per)]
 
 
+class WorkerProcess(Protocol):
+    """What the pool needs of a worker's process (``subprocess.Popen`` is one)."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+# Starts the worker of a slot, connected to (its jobs, the results, the control) endpoints.
+Launcher = Callable[["WorkerHandle", str, str, str], WorkerProcess]
+
+
 @dataclass
 class WorkerHandle:
     """The master's record of one worker slot, across restarts (``generation``)."""
 
     slot: Slot
-    capacity: int
+    capacity: int = 0  # slots the worker offers: its heartbeat says
     generation: int = 0
-    process: subprocess.Popen[bytes] | None = None
+    process: WorkerProcess | None = None
     jobs: zmq.Socket[bytes] | None = None
-    state: str = "stopped"
+    state: WorkerState = "stopped"
     active: set[str] = field(default_factory=set)
     spawned_at: float = 0.0
     last_beat: float = 0.0
@@ -83,26 +105,40 @@ class WorkerHandle:
     def free_slots(self) -> int:
         return self.capacity - len(self.active) if self.state == "ready" else 0
 
-    def describe(self) -> dict[str, object]:
-        return {
-            "worker_id": self.worker_id,
-            "device": self.device,
-            "state": self.state,
-            "pid": self.pid,
-            "generation": self.generation,
-            "restarts": self.restarts,
-            "active_requests": len(self.active),
-            "capacity": self.capacity,
-            "model": self.model,
-            "cached_voices": self.cached_voices,
-            "error": self.error or None,
-            "seconds_since_heartbeat": (
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def record(self, beat: Heartbeat) -> None:
+        """What a heartbeat of the current generation tells about the worker."""
+        self.last_beat = time.monotonic()
+        self.pid, self.model, self.variant = beat.pid, beat.model, beat.variant
+        self.capacity = beat.capacity
+        self.cached_voices = beat.cached_voices
+        if beat.error or beat.state == "ready":
+            self.error = beat.error
+
+    def status(self) -> WorkerStatus:
+        return WorkerStatus(
+            worker_id=self.worker_id,
+            device=self.device,
+            state=self.state,
+            pid=self.pid,
+            generation=self.generation,
+            restarts=self.restarts,
+            active_requests=len(self.active),
+            capacity=self.capacity,
+            model=self.model,
+            variant=self.variant,
+            cached_voices=tuple(self.cached_voices),
+            error=self.error or None,
+            seconds_since_heartbeat=(
                 round(time.monotonic() - self.last_beat, 2) if self.last_beat else None
             ),
-        }
+        )
 
 
-def spawn(handle: WorkerHandle, jobs: str, results: str, control: str) -> subprocess.Popen[bytes]:
+def spawn(handle: WorkerHandle, jobs: str, results: str, control: str) -> WorkerProcess:
     """Start the worker process for ``handle``'s slot, connected to the given endpoints."""
     env = dict(os.environ)
     device = "cpu"
