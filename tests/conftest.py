@@ -11,30 +11,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in the suite may reach for the net
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from common.params import SynthesisParams
 from common.variants import Variant
-from tests.server import Server
+from tests.support.checkpoints import Checkpoints
+from tests.support.server import Server
 from worker.engine.loading import LoadedModel, load_model
-from worker.engine.pipeline import StreamingEngine, SynthesisStats
-from worker.engine.random_checkpoint import write_checkpoint
-
-SAMPLE_RATE = 24000
-
-
-class Checkpoints:
-    """Builds each variant's tiny checkpoint on first use, once per session."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.built: dict[Variant, Path] = {}
-
-    def __call__(self, variant: Variant = Variant.ENGLISH) -> Path:
-        if variant not in self.built:
-            self.built[variant] = write_checkpoint(variant, "tiny", self.root / variant.value)
-        return self.built[variant]
+from worker.engine.pipeline import StreamingEngine
 
 
 @pytest.fixture(scope="session")
@@ -77,21 +60,3 @@ def engine(english_model: LoadedModel) -> Iterator[StreamingEngine]:
     engine = StreamingEngine(english_model)
     yield engine
     engine.close()
-
-
-async def synthesize(
-    engine: StreamingEngine, text: str, voice: object = None, **params: object
-) -> tuple[np.ndarray, list[np.ndarray], SynthesisStats]:
-    """Run one request to the end: (all PCM, the chunks, the stats)."""
-    stats = SynthesisStats()
-    chunks = [
-        c.pcm
-        async for c in await engine.synthesize(
-            text,
-            SynthesisParams(**params),
-            voice,
-            stats,  # type: ignore[arg-type]
-        )
-    ]
-    pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    return pcm, chunks, stats

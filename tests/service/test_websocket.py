@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import websockets
 
-from tests.server import API_KEY, SAMPLES_PER_TOKEN, Server, parse_wav, pcm
+from tests.support.server import API_KEY, SAMPLES_PER_TOKEN, Server, parse_wav, pcm
 
 # Three sentences of 80-100 characters: chunked the same whether sent whole or word by word.
 STORY = (

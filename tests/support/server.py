@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 API_KEY = "test-key-1"
 OTHER_KEY = "test-key-2"
 SAMPLES_PER_TOKEN = 960

@@ -11,31 +11,14 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.audio_files import write_audio
-from tests.server import SAMPLES_PER_TOKEN, Server, parse_wav
-from worker.engine.random_checkpoint import reference_clip
+from tests.support.audio_files import write_audio
+from tests.support.server import SAMPLES_PER_TOKEN, Server, parse_wav
+from tests.support.voices import clip_bytes, speak, upload
 
 
 @pytest.fixture(autouse=True)
 def idle(server: Server) -> None:
     server.wait_idle()
-
-
-def clip_bytes(tmp_path: Path, seconds: float = 6.0, seed: int = 1, suffix: str = ".wav") -> bytes:
-    path = tmp_path / f"clip-{seed}-{seconds}{suffix}"
-    write_audio(path, reference_clip(seconds, seed=seed), 24000)
-    return path.read_bytes()
-
-
-def upload(server: Server, name: str, data: bytes, **form: str) -> httpx.Response:
-    return httpx.post(f"{server.url}/voices", headers=server.headers, timeout=60,
-                      files={"file": (name, io.BytesIO(data))}, data=form)  # fmt: skip
-
-
-def speak(server: Server, voice_id: str, tokens: int = 10) -> httpx.Response:
-    params = {"text": "Cloned.", "voice_id": voice_id, "seed": 1, "fixed_token_count": tokens}
-    return httpx.get(f"{server.url}/tts/generate", params=params, headers=server.headers,
-                     timeout=120)  # fmt: skip
 
 
 def test_upload_list_inspect_use_download_and_delete(server: Server, tmp_path: Path) -> None:

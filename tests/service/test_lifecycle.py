@@ -15,7 +15,7 @@ import psutil
 import pytest
 from websockets.sync.client import connect
 
-from tests.server import API_KEY, REPO, SAMPLES_PER_TOKEN, Server, parse_wav
+from tests.support.server import API_KEY, REPO, SAMPLES_PER_TOKEN, Server, parse_wav
 
 
 def run_app(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from common.settings import Settings
-from tests.server import REPO
+from tests.support.server import REPO
 
 WORKFLOWS = REPO / ".github" / "workflows"
 DOCKERFILE = (REPO / "Dockerfile").read_text()

@@ -13,8 +13,8 @@ import numpy as np
 import openai
 import pytest
 
-from tests.server import API_KEY, SAMPLES_PER_TOKEN, Server
-from tests.test_voices import clip_bytes, upload
+from tests.support.server import API_KEY, SAMPLES_PER_TOKEN, Server
+from tests.support.voices import clip_bytes, upload
 
 TOKENS = 50
 SECONDS = TOKENS * SAMPLES_PER_TOKEN / 24000

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from common.audio import SAMPLE_RATE
 from common.params import SynthesisParams
-from tests.conftest import SAMPLE_RATE, synthesize
+from tests.support.engine import synthesize
 from worker.engine.errors import InvalidRequestError
 from worker.engine.loading import LoadedModel
 from worker.engine.pipeline import MAX_WINDOW_GROWTH, StreamingEngine, window_size

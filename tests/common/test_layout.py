@@ -9,11 +9,12 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # package (path under the repository) -> module prefixes it must never import
 RULES: dict[str, tuple[str, ...]] = {
@@ -68,3 +69,15 @@ def test_the_rule_catches_a_master_module_reaching_into_the_worker(tmp_path: Pat
         "app/routes/voices.py imports worker.voice_cache.X",
     ]
     assert violations(tmp_path, "worker/engine", RULES["worker/engine"])
+
+
+def test_the_module_map_lists_exactly_the_modules_in_the_tree() -> None:
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    mapped = set(re.findall(r"^\| `((?:app|common|worker)/[\w/]+\.py)` \|", text, re.MULTILINE))
+    present = {
+        str(path.relative_to(REPO))
+        for package in ("app", "common", "worker")
+        for path in (REPO / package).rglob("*.py")
+    }
+    assert sorted(present - mapped) == [], "modules missing from docs/ARCHITECTURE.md"
+    assert sorted(mapped - present) == [], "docs/ARCHITECTURE.md maps modules that do not exist"

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from tests.audio_files import write_audio
-from tests.server import API_KEY, REPO, Server
+from tests.support.audio_files import write_audio
+from tests.support.server import API_KEY, REPO, Server
 from worker.engine.random_checkpoint import reference_clip
 
 CHROMIUM = Path("/usr/bin/chromium")

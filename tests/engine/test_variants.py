@@ -7,7 +7,8 @@ import torch
 
 from common.params import SynthesisParams
 from common.variants import Variant
-from tests.conftest import Checkpoints, synthesize
+from tests.support.checkpoints import Checkpoints
+from tests.support.engine import synthesize
 from worker.engine.conditioning import compute_conditioning
 from worker.engine.errors import InvalidRequestError
 from worker.engine.loading import load_model

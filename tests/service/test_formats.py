@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import websockets
 
-from tests.server import SAMPLES_PER_TOKEN, Server, pcm
+from tests.support.server import SAMPLES_PER_TOKEN, Server, pcm
 
 TOKENS = 120  # 4.8 s of audio in four S3Gen windows: the stream has a beginning and an end
 SECONDS = TOKENS * SAMPLES_PER_TOKEN / 24000

@@ -22,7 +22,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from tests.server import API_KEY, Server
+from tests.support.server import API_KEY, Server
 
 PAGES = Path(__file__).parent / "browser"
 # The specification's MSE example, verbatim (its URL and key are replaced at test time).

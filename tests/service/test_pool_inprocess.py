@@ -17,7 +17,7 @@ from app.streams import RequestStream, StreamFailed
 from common.params import SynthesisParams
 from common.protocol import Heartbeat
 from common.settings import Settings
-from tests.fake_workers import Behaviour, FakeLauncher
+from tests.support.fake_workers import Behaviour, FakeLauncher
 
 SLOTS = [Slot("cpu-w0", None), Slot("cpu-w1", None)]
 

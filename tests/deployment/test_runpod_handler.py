@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from app.runpod_handler import Handler, describe_error
-from tests.server import API_KEY, SAMPLES_PER_TOKEN, Server, free_port
+from tests.support.server import API_KEY, SAMPLES_PER_TOKEN, Server, free_port
 
 TOKENS = 100  # 4 s of audio
 

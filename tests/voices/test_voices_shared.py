@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from common.voices.library import VoiceLibrary
-from tests.server import Server, parse_wav
-from tests.test_voices import clip_bytes, speak, upload
+from tests.support.server import Server, parse_wav
+from tests.support.voices import clip_bytes, speak, upload
 from worker.engine.conditioning import compute_conditioning, load_reference
 from worker.engine.loading import LoadedModel
 from worker.voice_cache import VoiceCache

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from common.audio import AudioDecodeError, decode_audio
-from tests.audio_files import write_audio
-from tests.conftest import synthesize
+from tests.support.audio_files import write_audio
+from tests.support.engine import synthesize
 from worker.engine.conditioning import VoiceConditioning, compute_conditioning, load_reference
 from worker.engine.errors import InvalidRequestError
 from worker.engine.loading import LoadedModel

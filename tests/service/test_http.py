@@ -8,8 +8,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.audio_files import write_audio
-from tests.server import API_KEY, OTHER_KEY, SAMPLES_PER_TOKEN, Server, parse_wav, pcm
+from tests.support.audio_files import write_audio
+from tests.support.server import API_KEY, OTHER_KEY, SAMPLES_PER_TOKEN, Server, parse_wav, pcm
 from worker.engine.random_checkpoint import reference_clip
 
 

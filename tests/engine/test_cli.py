@@ -9,7 +9,7 @@ import sys
 import wave
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str, timeout: int = 240, **extra_env: str) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import websockets
 
-from tests.server import SAMPLES_PER_TOKEN, Server, parse_wav
+from tests.support.server import SAMPLES_PER_TOKEN, Server, parse_wav
 
 
 @pytest.fixture(autouse=True)

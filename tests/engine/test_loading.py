@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from common.variants import FILES, Variant
-from tests.conftest import Checkpoints
+from tests.support.checkpoints import Checkpoints
 from worker.engine.architecture import count_parameters
 from worker.engine.errors import InvalidCheckpointError, ModelNotFoundError
 from worker.engine.loading import load_model, pick_device, resolve_checkpoint

@@ -1,0 +1,21 @@
+"""Tiny random-weight checkpoints of the real upstream classes, built once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.variants import Variant
+from worker.engine.random_checkpoint import write_checkpoint
+
+
+class Checkpoints:
+    """Builds each variant's tiny checkpoint on first use, once per session."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.built: dict[Variant, Path] = {}
+
+    def __call__(self, variant: Variant = Variant.ENGLISH) -> Path:
+        if variant not in self.built:
+            self.built[variant] = write_checkpoint(variant, "tiny", self.root / variant.value)
+        return self.built[variant]
