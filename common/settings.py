@@ -60,7 +60,20 @@ class Settings(BaseSettings):
     debug: bool = False
     log_level: LogLevel = "INFO"
     workers_per_device: int = Field(1, ge=1, le=64)
-    concurrent_requests_per_worker: int = Field(1, ge=1, le=256)
+    concurrent_requests_per_worker: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Requests one worker serves at once, its T3 batch slots; unset or 'auto': "
+        "what fits on its GPU (8 on a CPU)",
+    )
+    kv_cache_tokens: int = Field(
+        1024,
+        ge=256,
+        le=16384,
+        description="KV-cache positions per slot, allocated up front: a text chunk's prompt "
+        "and speech tokens must fit (1024 holds a 150-character chunk in every variant)",
+    )
     voices_dir: Path = Path("voices")
     preloaded_voices_dir: Path = Path("preloaded-voices")
     cors_origins: str = "*"
@@ -143,11 +156,15 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("model_variant", "port_health", "data_dir", "hf_home", mode="before")
+    @field_validator(
+        "model_variant", "port_health", "data_dir", "hf_home", "concurrent_requests_per_worker",
+        mode="before",
+    )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        """``MODEL_VARIANT=`` (a Docker build argument left empty) means unset, not invalid."""
-        return None if value == "" else value
+        """``MODEL_VARIANT=`` (a Docker build argument left empty) means unset, not invalid;
+        ``CONCURRENT_REQUESTS_PER_WORKER=auto`` too."""
+        return None if value in ("", "auto") else value
 
     @model_validator(mode="after")
     def _place_on_volume(self) -> Settings:

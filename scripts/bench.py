@@ -151,7 +151,7 @@ async def main() -> None:
             "bench.py compares against upstream's English path: use a chatterbox checkpoint"
         )
     mask_invalid_tokens(model)
-    engine = StreamingEngine(model)
+    engine = StreamingEngine(model, slots=1)
     await run_ours(engine, 30, 0)  # warm-up both paths once
     run_upstream(model, 30, 0)
     ours, upstream = [], []

@@ -79,7 +79,7 @@ def load_engine(args: argparse.Namespace) -> Any:
     from worker.engine.loading import load_model
     from worker.engine.pipeline import StreamingEngine
 
-    return StreamingEngine(load_model(args.model_path, device=args.device))
+    return StreamingEngine(load_model(args.model_path, device=args.device), slots=1)
 
 
 async def engine_first_audio(engine: Any, seed: int, tokens: int) -> float:
@@ -131,7 +131,7 @@ async def voice_first_use(client: httpx.AsyncClient, url: str, voices: int) -> d
     and with the same voice again (cached in the worker)."""
     import io
 
-    from tests.audio_files import write_audio
+    from tests.support.audio_files import write_audio
     from worker.engine.random_checkpoint import reference_clip
 
     first, cached = [], []

@@ -34,16 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format, args.worker_id)
     settings.export_environment()  # HF_HOME, before huggingface_hub is imported
     os.environ.setdefault("TQDM_DISABLE", "1")
+    import torch
+
     from common.voices.library import VoiceLibrary
 
+    from .capacity import choose_slots
     from .engine.loading import load_model
+    from .engine.pipeline import DEFAULT_MAX_WINDOWS as MAX_WINDOWS
     from .engine.pipeline import QueueBounds, StreamingEngine
     from .service import Endpoints, WorkerService, run_until_signal
 
     if args.threads:
-        import torch
-
         torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()  # read here: the model loads in another thread
 
     def load() -> StreamingEngine:
         model = load_model(
@@ -55,15 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         bounds = QueueBounds(
             settings.tts_speech_token_queue_max_size, settings.tts_pcm_chunk_queue_max_size
         )
-        return StreamingEngine(
-            model, bounds, threads=max(4, 2 * settings.concurrent_requests_per_worker)
-        )
+        context = settings.kv_cache_tokens
+        slots = choose_slots(settings.concurrent_requests_per_worker, model, context, MAX_WINDOWS)
+        return StreamingEngine(model, bounds, slots, context, MAX_WINDOWS, threads=threads)
 
     service = WorkerService(
         worker_id=args.worker_id,
         generation=args.generation,
         endpoints=Endpoints(jobs=args.jobs, results=args.results, control=args.control),
-        capacity=settings.concurrent_requests_per_worker,
         heartbeat_interval=settings.heartbeat_interval_seconds,
         device=args.device,
         library=VoiceLibrary(settings.voices_dir, settings.preloaded_voices_dir),

@@ -59,7 +59,6 @@ class WorkerService:
         worker_id: str,
         generation: int,
         endpoints: Endpoints,
-        capacity: int,
         heartbeat_interval: float,
         device: str,
         library: VoiceLibrary | None = None,
@@ -71,7 +70,7 @@ class WorkerService:
         self.precache = precache and library is not None
         self.worker_id = worker_id
         self.generation = generation
-        self.capacity = capacity
+        self.capacity = 0  # the engine's slots, once it is loaded
         self.heartbeat_interval = heartbeat_interval
         self.device = device
         self.state: ReportedState = "starting"
@@ -110,6 +109,7 @@ class WorkerService:
                 self.state, self.error = "failed", str(error) or type(error).__name__
                 await self._beat()
                 return 3
+            self.capacity = self.engine.slots
             self.voices = VoiceCache(self.engine.model, self.voice_cache_size)
             if self.precache:
                 await self._precache()

@@ -71,7 +71,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]
     bounds = QueueBounds(
         settings.tts_speech_token_queue_max_size, settings.tts_pcm_chunk_queue_max_size
     )
-    engine = StreamingEngine(model, bounds)
+    engine = StreamingEngine(model, bounds, slots=1)
     stats = SynthesisStats()
     chunks = await engine.synthesize(args.text, params, voice, stats)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,18 +8,26 @@ variant, and one S3Gen window's mel equals upstream's ``flow.inference`` given t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from common.audio import SAMPLE_RATE
 from common.params import SynthesisParams
 from common.variants import Variant
 from tests.support.checkpoints import Checkpoints
+from tests.support.engine import BATCH_TOLERANCE
+from tests.support.t3 import Request, run
+from worker.engine.conditioning import VoiceConditioning, compute_conditioning
 from worker.engine.loading import LoadedModel, load_model
-from worker.engine.s3gen_stream import S3GenStream, StreamConfig
-from worker.engine.t3_stream import SPEECH_VOCAB, T3Stream
+from worker.engine.random_checkpoint import reference_clip
+from worker.engine.s3gen_runner import S3GenRunner, WindowInputs
+from worker.engine.s3gen_stream import S3GenStream, StreamConfig, Window
+from worker.engine.t3_runner import SPEECH_VOCAB
 
 TOKENS = 60
 TEXT = {Variant.MULTILINGUAL: ("Bonjour à tous, voici un essai.", "fr")}
@@ -74,15 +82,33 @@ def upstream_greedy(
     return [int(t) for t in tokens[0]]
 
 
-def our_greedy(model: LoadedModel, text: str, language: str | None) -> list[int]:
-    assert model.builtin_voice is not None
+def greedy(model: LoadedModel, text: str, language: str | None, **changes: object) -> Request:
     turbo = model.variant is Variant.TURBO
-    params = SynthesisParams(
-        temperature=0.0, repetition_penalty=1.0 if turbo else 1.2, cfg_weight=0.5,
-        fixed_token_count=TOKENS, language=language,
-    )  # fmt: skip
-    cond = model.builtin_voice.t3_cond_for(params.exaggeration, model.dtype)
-    return T3Stream(model, cond, text, params, None).next_tokens(TOKENS)
+    values: dict[str, object] = {
+        "temperature": 0.0, "repetition_penalty": 1.0 if turbo else 1.2, "cfg_weight": 0.5,
+        "fixed_token_count": TOKENS, "language": language, **changes,
+    }  # fmt: skip
+    return Request(text, SynthesisParams.model_validate(values))
+
+
+def our_greedy(model: LoadedModel, text: str, language: str | None) -> list[int]:
+    return run(model, [greedy(model, text, language)])[0]
+
+
+def others(model: LoadedModel, language: str | None) -> list[Request]:
+    """Company for a request in the batch: another voice, other lengths and parameters, one
+    joining late and one cancelled half-way."""
+    voice = compute_conditioning(model, reference_clip(7.0, seed=9), SAMPLE_RATE)
+    text = "Another request with a much longer text, to make the prompts differ in length."
+    return [
+        Request(text, SynthesisParams(seed=3, fixed_token_count=80, language=language), voice),
+        Request("Short.", SynthesisParams(seed=4, temperature=1.3, top_k=50, cfg_weight=0.0,
+                                          fixed_token_count=20, language=language)),
+        Request(text, SynthesisParams(seed=5, exaggeration=1.2, fixed_token_count=70,
+                                      language=language), voice, join_at=17),
+        Request("Cancelled soon.", SynthesisParams(seed=6, fixed_token_count=90, language=language),
+                cancel_at=25),
+    ]  # fmt: skip
 
 
 def test_greedy_t3_tokens_equal_upstreams(
@@ -102,27 +128,69 @@ def test_greedy_t3_tokens_equal_upstreams(
     assert ours == theirs
 
 
-def test_one_s3gen_window_equals_upstreams_flow_inference(
-    model: LoadedModel, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert model.builtin_voice is not None
-    voice = model.builtin_voice
-    tokens = torch.randint(0, SPEECH_VOCAB, (1, 40), generator=torch.Generator().manual_seed(7))
-    stream = S3GenStream(model, voice, StreamConfig(seed=3))
-    stream.tokens = tokens[0].tolist()
-    frames = 2 * tokens.shape[1]
-    noise = torch.cat([stream.prompt_noise, stream.noise.frames(0, frames)], dim=2)
-    with torch.inference_mode():
-        ours = stream._mel(tokens, 0)
-    # Upstream draws its starting noise with randn_like: hand it the same noise.
-    monkeypatch.setattr(torch, "randn_like", lambda like, **_: noise.clone().to(like))
+def window(model: LoadedModel, voice: VoiceConditioning, tokens: int, seed: int) -> WindowInputs:
+    """One window over ``tokens`` random speech tokens from position 0, as a stream plans it."""
+    stream = S3GenStream(model, voice, StreamConfig(seed=seed))
+    ids = torch.randint(0, SPEECH_VOCAB, (tokens,), generator=torch.Generator().manual_seed(seed))
+    stream.tokens = ids.tolist()
+    return stream.inputs(Window(0, tokens, final=True))
+
+
+def upstream_mel(
+    model: LoadedModel, voice: VoiceConditioning, inputs: WindowInputs
+) -> torch.Tensor:
+    """Upstream's ``flow.inference`` of the window's tokens, handed the window's noise (it draws
+    its starting noise with ``randn_like``)."""
     gen = voice.gen
-    theirs, _ = model.s3gen.flow.inference(
-        token=tokens, token_len=torch.tensor([tokens.shape[1]]),
-        prompt_token=gen["prompt_token"], prompt_token_len=gen["prompt_token_len"],
-        prompt_feat=gen["prompt_feat"], prompt_feat_len=None, embedding=gen["embedding"],
-        finalize=True, n_timesteps=2 if model.s3gen.meanflow else 10,
-        meanflow=model.s3gen.meanflow,
-    )  # fmt: skip
-    assert theirs.shape == ours.shape == (1, 80, frames)
+    tokens = inputs.tokens[gen["prompt_token"].shape[1] :][None]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch, "randn_like", lambda like, **_: inputs.noise[None].clone().to(like))
+        mel, _ = model.s3gen.flow.inference(
+            token=tokens, token_len=torch.tensor([tokens.shape[1]]),
+            prompt_token=gen["prompt_token"], prompt_token_len=gen["prompt_token_len"],
+            prompt_feat=gen["prompt_feat"], prompt_feat_len=None, embedding=gen["embedding"],
+            finalize=True, n_timesteps=2 if model.s3gen.meanflow else 10,
+            meanflow=model.s3gen.meanflow,
+        )  # fmt: skip
+    return mel[0]
+
+
+def test_one_s3gen_window_equals_upstreams_flow_inference(model: LoadedModel) -> None:
+    assert model.builtin_voice is not None
+    inputs = window(model, model.builtin_voice, 40, seed=3)
+    with torch.inference_mode():
+        ours = S3GenRunner(model)._mels([inputs])[0]
+    theirs = upstream_mel(model, model.builtin_voice, inputs)
+    assert theirs.shape == ours.shape == (80, 80)
     assert torch.equal(ours, theirs)
+
+
+def test_greedy_tokens_are_the_same_in_a_busy_batch(model: LoadedModel) -> None:
+    """The batched step gives a request the tokens it gets alone, whoever else is in the batch
+    (other voices, lengths and parameters, a request joining late, one cancelled half-way)."""
+    text, language = TEXT.get(model.variant, DEFAULT_TEXT)
+    alone = run(model, [greedy(model, text, language)])[0]
+    company = others(model, language)
+    busy = run(
+        model,
+        [company[0], dataclasses.replace(greedy(model, text, language), join_at=3), *company[1:]],
+    )
+    assert busy[1] == alone
+    assert len(busy[0]) == 80 and len(busy[2]) == 20 and len(busy[3]) == 70
+    assert 0 < len(busy[4]) < 90  # cancelled half-way
+
+
+def test_s3gen_windows_decoded_together_match_alone(model: LoadedModel) -> None:
+    """Padding and masking keep a window's mel and audio what they are alone, to float
+    rounding."""
+    assert model.builtin_voice is not None
+    other_voice = compute_conditioning(model, reference_clip(7.0, seed=9), SAMPLE_RATE)
+    target = window(model, model.builtin_voice, 30, seed=3)
+    company = [window(model, other_voice, 60, seed=4), window(model, model.builtin_voice, 12, 5)]
+    runner = S3GenRunner(model)
+    with torch.inference_mode():
+        alone_mel, alone_wav = runner._mels([target])[0], runner.decode([target])[0]
+        batch = [company[0], target, company[1]]
+        busy_mel, busy_wav = runner._mels(batch)[1], runner.decode(batch)[1]
+    assert (busy_mel - alone_mel).abs().max() < BATCH_TOLERANCE
+    assert np.abs(busy_wav - alone_wav).max() < BATCH_TOLERANCE

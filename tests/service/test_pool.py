@@ -60,7 +60,8 @@ async def test_eight_concurrent_streams_all_complete_with_correct_audio(server: 
         alone = (await fetch(client, 3))[1]
     assert {worker for worker, _ in results} == {"cpu-w0", "cpu-w1"}
     assert all(len(audio) == 40 * SAMPLES_PER_TOKEN for _, audio in results)
-    assert np.array_equal(results[3][1], alone)  # concurrency changes nothing in the audio
+    # Batched with the others or alone, the audio is the same (to one 16-bit step).
+    assert np.abs(results[3][1].astype(int) - alone.astype(int)).max() <= 1
     assert not np.array_equal(results[3][1], results[4][1])
 
 

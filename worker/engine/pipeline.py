@@ -1,11 +1,13 @@
-"""The streaming pipeline: text chunks -> T3 token slices -> S3Gen PCM, stages overlapping.
+"""The streaming pipeline: text chunks -> T3 token slices -> S3Gen PCM, stages overlapping, and
+the model work of every request batched with the others'.
 
-Two producer tasks joined by bounded asyncio queues (``speech_token_queue_max`` and
-``pcm_chunk_queue_max``): T3 moves on to the next text chunk while S3Gen still decodes the current
-one, and a slow consumer holds both back instead of letting audio pile up. Model calls run in
-threads (torch releases the GIL); each call is one slice, so cancellation takes effect within a
-slice. Per-request state lives in the request's own objects; the shared model is read-only, so
-one engine serves several requests at once.
+Each request runs two small stages of its own, joined by bounded asyncio queues
+(``speech_token_queue_max`` and ``pcm_chunk_queue_max``): its T3 stage moves on to the next text
+chunk while its S3Gen stage still decodes the current one, and a slow consumer holds both back
+instead of letting audio pile up. The model calls themselves go to the engine's two batch loops
+(:mod:`t3_batcher`, :mod:`s3gen_batcher`), which step every live request's T3 sequence in one
+batch and decode waiting S3Gen windows together, so a device serves many requests at the cost
+of a few. Per-request state lives in the request's own objects; the model is read-only.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,40 +27,26 @@ from common.audio import SAMPLE_RATE, int16_bytes
 from common.params import SynthesisParams
 from common.variants import SUPPORTED_LANGUAGES, Variant
 
+from .budgets import longest_chunk, slice_size, token_budget, window_size
 from .conditioning import VoiceConditioning
 from .errors import InvalidRequestError
 from .loading import LoadedModel
+from .s3gen_batcher import S3GenBatcher
 from .s3gen_stream import S3GenStream, StreamConfig
-from .t3_stream import T3Stream
+from .sampling import sampling_config
+from .stats import SynthesisStats
+from .t3_batcher import T3Batcher, TokenBuffer
+from .t3_runner import T3Prompt
+from .t3_scheduler import T3Sequence
 from .text_feed import FLUSH, TextFeed
 
-T = TypeVar("T")
 _END = object()
 _DRAIN = object()  # T3 -> S3Gen: no more text for now, decode what you have
 _SEGMENT_END = object()  # T3 -> S3Gen: the client flushed, finish this stretch of audio
-# The first slice is short so audio starts early; later slices use audio_tokens_per_slice.
-FIRST_SLICE_TOKENS = 16
-MAX_WINDOW_GROWTH = 4
-
-
-def slice_size(params: SynthesisParams, emitted_any: bool) -> int:
-    if emitted_any:
-        return params.audio_tokens_per_slice
-    return min(params.audio_tokens_per_slice, FIRST_SLICE_TOKENS)
-
-
-def window_size(params: SynthesisParams, window: int) -> int:
-    """Tokens that S3Gen waits for before decoding window number ``window`` (from 0).
-
-    Every window re-encodes the whole voice prompt (up to 10 s), a fixed cost per window. Once
-    audio is flowing, playback has a growing lead, so windows double every two (up to 4x
-    ``audio_tokens_per_slice``) and that cost is paid less often: 16, 35, 35, 70, 70, 140 ...
-    The schedule depends on counts only, never on timing, so a seed reproduces the audio.
-    """
-    if window == 0:
-        return slice_size(params, emitted_any=False)
-    growth = min(2 ** ((window - 1) // 2), MAX_WINDOW_GROWTH)
-    return params.audio_tokens_per_slice * growth
+DEFAULT_SLOTS = 8
+DEFAULT_CONTEXT = 1024  # KV positions per slot: a default 150-character chunk fits every variant
+DEFAULT_MAX_WINDOWS = 16
+CPU_FIRST_WINDOWS = 1
 
 
 @dataclass
@@ -74,24 +61,7 @@ class PcmChunk:
         return int16_bytes(self.pcm)
 
 
-@dataclass
-class SynthesisStats:
-    """What one request did; filled in while it streams."""
-
-    text_chunks: int = 0
-    speech_tokens: int = 0
-    pcm_chunks: int = 0
-    samples: int = 0
-    started: float = field(default_factory=time.perf_counter)
-    first_audio: float | None = None
-    last_token: float | None = None
-
-    @property
-    def audio_seconds(self) -> float:
-        return self.samples / SAMPLE_RATE
-
-
-@dataclass
+@dataclass(eq=False)
 class _Request:
     """One request's state in the pipeline: its inputs, its queues, its progress."""
 
@@ -103,6 +73,14 @@ class _Request:
     tokens: asyncio.Queue[Any]  # T3 -> S3Gen: token slices, then _END or an exception
     pcm: asyncio.Queue[Any]  # S3Gen -> consumer: float32 arrays, then _END or an exception
     first_audio: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def prompt_overhead(model: LoadedModel) -> int:
+    """KV positions a chunk's prompt takes beside its text: conditioning (speaker, voice prompt
+    or its perceiver summary, exaggeration), the text's start and stop, two start-of-speech."""
+    hp = model.t3.hp
+    prompt = 32 if hp.use_perceiver_resampler else hp.speech_cond_prompt_len
+    return 1 + prompt + int(hp.emotion_adv) + 4
 
 
 @dataclass(frozen=True)
@@ -118,14 +96,31 @@ class StreamingEngine:
         self,
         model: LoadedModel,
         bounds: QueueBounds | None = None,
-        threads: int = 4,
+        slots: int = DEFAULT_SLOTS,
+        context: int = DEFAULT_CONTEXT,
+        max_windows: int = DEFAULT_MAX_WINDOWS,
+        first_windows: int | None = None,
+        threads: int | None = None,
     ) -> None:
+        """``slots``: T3 sequences stepped together (more wait their turn); ``context``: KV
+        positions per slot; ``max_windows``: S3Gen windows decoded together; ``first_windows``:
+        at most this many first windows (of requests with no audio yet) in one batch. On a CPU
+        a batch takes time in proportion to its size, so first windows go one at a time (the
+        lowest median time to first audio); on a GPU all at once. ``threads``: torch's CPU
+        threads for the model calls (default: the calling thread's)."""
         self.model = model
+        self.slots = slots
         self.bounds = bounds or QueueBounds()
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="engine")
+        self.t3 = T3Batcher(model, slots, context, threads)
+        self._awaiting_first: set[_Request] = set()  # first window's tokens out, no audio yet
+        if first_windows is None:
+            first_windows = max_windows if model.device.type == "cuda" else CPU_FIRST_WINDOWS
+        self.s3gen = S3GenBatcher(model, max_windows, first_windows, threads)
+        self.max_chunk_chars = longest_chunk(context, prompt_overhead(model))
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.t3.close()
+        self.s3gen.close()
 
     def validate(self, text: str | None, params: SynthesisParams) -> TextFeed:
         """Reject what can never succeed, before any audio is promised; return the text feed.
@@ -145,11 +140,12 @@ class StreamingEngine:
                 f"{self.model.variant.value} speaks English only; language={params.language!r} "
                 "needs the chatterbox-multilingual model",
             )
+        chunk_chars = min(params.text_processing_chunk_size, self.max_chunk_chars)
         if text is None:
-            return TextFeed(params.text_processing_chunk_size)
+            return TextFeed(chunk_chars)
         if not isinstance(text, str) or not text.strip():
             raise InvalidRequestError("text", "text is empty")
-        return TextFeed.whole(text, params.text_processing_chunk_size)
+        return TextFeed.whole(text, chunk_chars)
 
     def voice_or_default(self, voice: VoiceConditioning | None) -> VoiceConditioning:
         if voice is not None:
@@ -214,14 +210,10 @@ class StreamingEngine:
             with contextlib.suppress(BaseException):
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
     async def _t3_stage(self, request: _Request) -> None:
-        params, stats, out = request.params, request.stats, request.tokens
+        out = request.tokens
         try:
-            generator = torch.Generator(device=self.model.t3.device).manual_seed(request.seed)
-            cond = request.voice.t3_cond_for(params.exaggeration, self.model.dtype)
+            generator = torch.Generator().manual_seed(request.seed)
             while True:
                 if not request.feed.has_ready():
                     await out.put(_DRAIN)  # the text source is slower than speech
@@ -232,28 +224,69 @@ class StreamingEngine:
                     await out.put(_SEGMENT_END)
                     continue
                 assert isinstance(chunk, str)
-                stats.text_chunks += 1
-                stream = await self._run(T3Stream, self.model, cond, chunk, params, generator)
-                while not stream.done:
-                    size = slice_size(params, stats.speech_tokens > 0)
-                    slice_ = await self._run(stream.next_tokens, size)
-                    stats.speech_tokens += len(slice_)
-                    if slice_:
-                        await out.put(slice_)
-                    # Once S3Gen has its first window's tokens, it has the device to itself until
-                    # the first audio is out: first audio matters more than T3 running ahead.
-                    if stats.speech_tokens >= window_size(params, 0):
-                        await request.first_audio.wait()
-            stats.last_token = time.perf_counter()
+                request.stats.text_chunks += 1
+                await self._speak(request, chunk, generator)
+            request.stats.last_token = time.perf_counter()
             await out.put(_END)
         except asyncio.CancelledError:
             raise
         except BaseException as error:  # handed to the consumer, which re-raises it
             await out.put(error)
 
+    async def _speak(self, request: _Request, text: str, generator: torch.Generator) -> None:
+        """Generate one chunk's tokens in the T3 batch, handing them on a slice at a time."""
+        params, stats = request.params, request.stats
+        buffer = TokenBuffer(params.audio_tokens_per_slice, self.t3.wake)
+        sequence = await self._sequence(request, text, generator, buffer)
+        self.t3.add(sequence)
+        try:
+            while tokens := await buffer.take(slice_size(params, stats.speech_tokens > 0)):
+                stats.speech_tokens += len(tokens)
+                await request.tokens.put(tokens)
+                if (
+                    stats.speech_tokens >= window_size(params, 0)
+                    and not request.first_audio.is_set()
+                ):
+                    self._awaiting_first.add(request)
+        finally:
+            if not sequence.finished:
+                self.t3.cancel(sequence)
+
+    async def _sequence(
+        self, request: _Request, text: str, generator: torch.Generator, buffer: TokenBuffer
+    ) -> T3Sequence:
+        model, params = self.model, request.params
+        ids = await asyncio.to_thread(model.tokenize, text, params.language)
+        limit = model.t3.hp.max_speech_tokens - 4
+        return T3Sequence(
+            prompt=T3Prompt(request.voice.t3_cond_for(params.exaggeration, model.dtype), ids),
+            budget=min(params.fixed_token_count or token_budget(text, limit), limit),
+            sampling=sampling_config(model.variant, params),
+            cfg_weight=0.0 if model.variant is Variant.TURBO else params.cfg_weight,
+            ignore_eos=params.fixed_token_count is not None,
+            generator=generator,
+            on_tokens=buffer.push,
+            on_error=buffer.fail,
+            runnable=lambda: buffer.wanted() and self._may_run(request),
+        )
+
+    def _may_run(self, request: _Request) -> bool:
+        """First audio before anything else: once a request has its first window's tokens, T3
+        pauses for it, and every request that has audio pauses, until the first audio of every
+        waiting request is out; S3Gen then has the device to itself for those windows."""
+        if request.first_audio.is_set():
+            return not self._awaiting_first
+        return request not in self._awaiting_first
+
+    def _first_audio_out(self, request: _Request) -> None:
+        request.first_audio.set()
+        if request in self._awaiting_first:
+            self._awaiting_first.discard(request)
+            self.t3.wake()
+
     async def _s3gen_stage(self, request: _Request) -> None:
         try:
-            stream = await self._run(S3GenStream, self.model, request.voice, self._config(request))
+            stream = S3GenStream(self.model, request.voice, self._config(request))
             pending: list[int] = []
             while (item := await request.tokens.get()) is not _END:
                 if isinstance(item, BaseException):
@@ -261,9 +294,7 @@ class StreamingEngine:
                 if item is _SEGMENT_END:
                     if stream.tokens or pending:
                         await self._decode(request, stream, pending, final=True)
-                        stream = await self._run(
-                            S3GenStream, self.model, request.voice, self._config(request)
-                        )
+                        stream = S3GenStream(self.model, request.voice, self._config(request))
                     pending = []
                 elif item is _DRAIN:
                     if pending:
@@ -284,7 +315,7 @@ class StreamingEngine:
         except BaseException as error:
             await request.pcm.put(error)
         finally:
-            request.first_audio.set()
+            self._first_audio_out(request)
 
     @staticmethod
     def _config(request: _Request) -> StreamConfig:
@@ -300,8 +331,8 @@ class StreamingEngine:
     async def _decode(
         self, request: _Request, stream: S3GenStream, tokens: list[int], final: bool = False
     ) -> None:
-        pcm = await self._run(stream.push, tokens, final)
+        pcm = await self.s3gen.decode(stream, tokens, request.stats, final)
         if len(pcm):
             await request.pcm.put(pcm)
-        if stream.emitted > 0:
-            request.first_audio.set()
+        if stream.emitted > 0 and not request.first_audio.is_set():
+            self._first_audio_out(request)

@@ -1,0 +1,73 @@
+"""A model's work loop: an asyncio task that runs one batch at a time in a thread of its own.
+
+Scheduling stays on the event loop (plain Python, no locks: requests, the scheduler and the loop
+share one thread); only the model call runs in the loop's single worker thread, so the event
+loop keeps serving while the device works, and T3 and S3Gen, each with a loop of its own, work
+side by side. The task is started on first use in the running event loop (and again if that
+loop changed, as between tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import torch
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ModelLoop:
+    def __init__(self, name: str, threads: int | None = None) -> None:
+        self.name = name
+        # torch's intra-op thread count is kept per thread, and a new thread starts with one:
+        # the loop's thread gets ``threads``, else the count of the thread that made it.
+        threads = threads or torch.get_num_threads()
+        self.executor = ThreadPoolExecutor(
+            1, thread_name_prefix=name, initializer=lambda: torch.set_num_threads(threads)
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        # Shared by the loops of an engine whose device cannot run two models at once without
+        # slowing both (a CPU's few cores): they then take turns.
+        self.device_lock: asyncio.Lock | None = None
+
+    def has_work(self) -> bool:
+        raise NotImplementedError
+
+    async def run_once(self) -> None:
+        """Schedule one batch, run it (``await self.call``), hand out its results."""
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        """Something changed that may give the loop work (call from the event loop's thread)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._task is None or self._task.done():
+            self._loop, self._wake = loop, asyncio.Event()
+            self._task = loop.create_task(self._run(), name=f"{self.name}-loop")
+        self._wake.set()
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self._loop is not None
+        if self.device_lock is None:
+            return await self._loop.run_in_executor(self.executor, fn, *args)
+        async with self.device_lock:
+            return await self._loop.run_in_executor(self.executor, fn, *args)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self) -> None:
+        while True:
+            if not self.has_work():
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self.run_once()

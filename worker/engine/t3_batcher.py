@@ -1,0 +1,89 @@
+"""T3 for every live request of an engine, in one batch: the scheduler, the runner and the loop
+joined, and each sequence's token buffer, which is how a request reads its tokens.
+
+A sequence runs while its buffer has room: a request that stops reading (its listener is slow)
+lets the buffer fill and the sequence pauses, riding along in the batch without holding anyone
+back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from .loading import LoadedModel
+from .model_loop import ModelLoop
+from .t3_runner import T3Runner
+from .t3_scheduler import T3Scheduler, T3Sequence
+
+log = logging.getLogger(__name__)
+
+
+class TokenBuffer:
+    """The tokens a sequence has generated and its reader has not taken yet."""
+
+    def __init__(self, room: int, on_room: Callable[[], None]) -> None:
+        self.room = room  # the sequence pauses once this many tokens wait here
+        self.on_room = on_room
+        self.tokens: list[int] = []
+        self.done = False
+        self.error: BaseException | None = None
+        self._changed = asyncio.Event()
+
+    def push(self, tokens: list[int], finished: bool) -> None:
+        self.tokens.extend(tokens)
+        self.done = self.done or finished
+        self._changed.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error, self.done = error, True
+        self._changed.set()
+
+    def wanted(self) -> bool:
+        return len(self.tokens) < self.room
+
+    async def take(self, count: int) -> list[int] | None:
+        """Up to ``count`` tokens, once ``count`` are there or the sequence ended; None at the
+        end. Raises the error that ended the sequence, if one did."""
+        while len(self.tokens) < count and not self.done:
+            self._changed.clear()
+            await self._changed.wait()
+        if self.error is not None:
+            raise self.error
+        if not self.tokens:
+            return None
+        taken, self.tokens = self.tokens[:count], self.tokens[count:]
+        self.on_room()
+        return taken
+
+
+class T3Batcher(ModelLoop):
+    def __init__(
+        self, model: LoadedModel, slots: int, context: int, threads: int | None = None
+    ) -> None:
+        super().__init__("t3", threads)
+        eos = model.t3.hp.stop_speech_token
+        self.scheduler = T3Scheduler(slots, context, eos)
+        self.runner = T3Runner(model, slots, context)
+
+    def add(self, sequence: T3Sequence) -> None:
+        self.scheduler.add(sequence)
+        self.wake()
+
+    def cancel(self, sequence: T3Sequence) -> None:
+        self.scheduler.cancel(sequence)
+        self.wake()
+
+    def has_work(self) -> bool:
+        return not self.scheduler.idle
+
+    async def run_once(self) -> None:
+        step = self.scheduler.plan()
+        try:
+            result = await self.call(self.runner.step, step)
+        except Exception as error:  # every sequence of the step ends with it
+            log.exception("T3 step failed")
+            self.scheduler.fail(step, error)
+            return
+        self.scheduler.commit(step, result)
