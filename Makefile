@@ -10,7 +10,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .cache/uv/bin/uv)
 STAMP := $(VENV)/.installed
 TINY_CKPT ?= .cache/checkpoints/chatterbox-tiny
 
-.PHONY: install serve test lint lock bench bench-service bench-formats checkpoint clean
+.PHONY: install serve test lint lock bench bench-service bench-formats bench-concurrency bench-gpu gpu-site checkpoint clean
 
 install: $(STAMP)
 
@@ -62,6 +62,32 @@ bench-service: install $(TINY_CKPT)/random_weights.json
 # Output formats: bytes per second, encoder CPU, first-chunk delay (docs/API.md has the table).
 bench-formats: install $(TINY_CKPT)/random_weights.json
 	$(BIN)/python scripts/bench_formats.py --model-path $(TINY_CKPT) --out .cache/bench_formats.json
+
+# Concurrency: 1, 4, 8 and 16 streams at once through the service (one CPU worker); JSON out.
+bench-concurrency: install $(TINY_CKPT)/random_weights.json
+	$(BIN)/python scripts/bench_concurrency.py --model-path $(TINY_CKPT) --via http \
+		--out .cache/bench_concurrency.json
+
+# The same sweep on a GPU machine, where there is no .venv: the image's python3 and torch, plus
+# the wheels ../shared/tools/gpu-wheels prepared in .whl (docs/PERFORMANCE.md says how). A
+# full-size random checkpoint (written once), T3 in bf16, 1, 16 and 64 streams of 8 s each.
+GPU_PYTHON ?= python3
+GPU_SITE ?= /tmp/site
+FULL_CKPT ?= .cache/checkpoints/chatterbox-full
+GPU_ENV := PYTHONPATH=$(CURDIR):$(GPU_SITE) TQDM_DISABLE=1 HF_HUB_OFFLINE=1
+
+bench-gpu: gpu-site $(FULL_CKPT)/random_weights.json
+	$(GPU_ENV) $(GPU_PYTHON) scripts/bench_concurrency.py --model-path $(FULL_CKPT) \
+		--device cuda --dtype bfloat16 --streams 1,16,64 --tokens 200 --runs 2 \
+		--out .cache/bench_gpu.json
+
+gpu-site:
+	@if [ -d .whl ]; then $(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile \
+		--upgrade --target $(GPU_SITE) .whl/*.whl; fi
+
+$(FULL_CKPT)/random_weights.json: | gpu-site
+	$(GPU_ENV) $(GPU_PYTHON) scripts/make_random_checkpoint.py --variant chatterbox --size full \
+		$(FULL_CKPT)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

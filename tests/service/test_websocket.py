@@ -120,13 +120,14 @@ async def test_cancel_stops_the_utterance_and_the_connection_carries_on(server: 
         await ws.send(json.dumps({"text": "This would go on and on.", "fixed_token_count": 2000}))
         assert json.loads(await ws.recv())["type"] == "started"
         assert isinstance(await ws.recv(), bytes)
+        cancelled_at = time.monotonic()
         await ws.send(json.dumps({"type": "cancel"}))
         result = await collect(ws)
         assert result.events[-1]["cancelled"] is True
-        deadline = time.monotonic() + 3
         while server.status()["service"]["active_requests"]:
-            assert time.monotonic() < deadline, "the cancelled request still holds its slot"
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.005)
+        # The worker answers a cancel at once, whatever batch its request was in.
+        assert time.monotonic() - cancelled_at < 0.2, "the cancelled request held its slot"
         await ws.send(json.dumps({"text": "Next one.", "fixed_token_count": 5}))
         assert (await collect(ws)).kinds == ["started", "done"]
 
