@@ -10,7 +10,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .cache/uv/bin/uv)
 STAMP := $(VENV)/.installed
 TINY_CKPT ?= .cache/checkpoints/chatterbox-tiny
 
-.PHONY: install serve test lint lock bench bench-service bench-formats bench-concurrency bench-gpu gpu-site checkpoint clean
+.PHONY: install serve test lint lock bench bench-service bench-formats bench-concurrency bench-gpu gpu-wheels gpu-site checkpoint clean
 
 install: $(STAMP)
 
@@ -80,6 +80,20 @@ bench-gpu: gpu-site $(FULL_CKPT)/random_weights.json
 	$(GPU_ENV) $(GPU_PYTHON) scripts/bench_concurrency.py --model-path $(FULL_CKPT) \
 		--device cuda --dtype bfloat16 --streams 1,16,64 --tokens 200 --runs 2 \
 		--out .cache/bench_gpu.json
+
+# Prepare those wheels here (they travel with the working tree, 64 MiB at most a call): the
+# engine's own dependencies beyond the GPU image, with the pinned transformers.
+GPU_BENCH_WHEELS := annotated-types audioread cffi chatterbox-tts conformer \
+	decorator deprecated diffusers importlib-metadata lazy-importer librosa omegaconf platformdirs \
+	pooch pycparser pydantic pydantic-core pyloudnorm resemble-perth s3tokenizer soundfile soxr \
+	transformers typing-inspection
+GPU_WHEELS_TOOL ?= ../shared/tools/gpu-wheels
+
+gpu-wheels:
+	@mkdir -p .cache
+	grep -iE '^($(shell echo $(GPU_BENCH_WHEELS) | tr ' ' '|'))==' requirements.lock \
+		> .cache/gpu-requirements.txt
+	$(GPU_WHEELS_TOOL) -r .cache/gpu-requirements.txt --also transformers
 
 gpu-site:
 	@if [ -d .whl ]; then $(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile \

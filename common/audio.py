@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
-import av
 import numpy as np
 import soxr
 
@@ -24,6 +23,8 @@ class AudioDecodeError(Exception):
 
 def decode_audio(source: str | Path | BinaryIO, sample_rate: int) -> np.ndarray:
     """Decode the first audio stream of ``source`` to mono float32 at ``sample_rate``."""
+    import av  # here, not above: the engine needs this module's constants on machines without it
+
     try:
         with av.open(str(source) if isinstance(source, Path) else source, mode="r") as container:
             if not container.streams.audio:
