@@ -5,7 +5,8 @@
 
 For each number of concurrent streams, every stream asks for the same text with
 ``fixed_token_count=--tokens`` (raw 24 kHz PCM) and a seed of its own; the level is run
-``--runs`` times. Reported per level: aggregate speed (seconds of audio produced per second of
+``--runs`` times, the levels taking turns so that machine drift falls on all alike. Reported
+per level: aggregate speed (seconds of audio produced per second of
 wall time, all streams together: "x real time"), time to first audio p50/p95 over every stream
 of every run, whether every stream got exactly its audio, and T3 alone (the same number of
 sequences, nothing else running) in tokens per second; then each level's ratios against one
@@ -46,6 +47,7 @@ from worker.engine.t3_scheduler import T3Sequence  # noqa: E402
 TEXT = "Streaming speech should start at once, long before the sentence is done."
 SAMPLES_PER_TOKEN = 960
 Stream = Callable[[int], Awaitable[tuple[float, int]]]  # seed -> (first audio s, samples)
+Run = tuple[float, list[float], bool]
 
 
 def parse_args() -> argparse.Namespace:
@@ -91,22 +93,25 @@ def http_stream(client: Any, url: str, tokens: int) -> Stream:
     return one
 
 
-async def level(stream: Stream, streams: int, runs: int, tokens: int) -> dict[str, Any]:
-    speeds, firsts, complete = [], [], True
-    for run in range(runs):
-        started = time.perf_counter()
-        results = await asyncio.gather(*(stream(1000 * run + s) for s in range(streams)))
-        wall = time.perf_counter() - started
-        audio = sum(samples for _, samples in results) / 24000
-        speeds.append(audio / wall)
-        firsts += [first for first, _ in results]
-        complete &= all(samples == tokens * SAMPLES_PER_TOKEN for _, samples in results)
+async def one_run(stream: Stream, streams: int, seed: int, samples: int) -> Run:
+    """(seconds of audio per second of wall time, each stream's first audio, every stream got
+    exactly ``samples``)."""
+    started = time.perf_counter()
+    results = await asyncio.gather(*(stream(seed + s) for s in range(streams)))
+    wall = time.perf_counter() - started
+    audio = sum(got for _, got in results) / 24000
+    complete = all(got == samples for _, got in results)
+    return audio / wall, [first for first, _ in results], complete
+
+
+def summarize(streams: int, runs: list[Run]) -> dict[str, Any]:
+    firsts = [first for _, run, _ in runs for first in run]
     return {
         "streams": streams,
-        "x_real_time": round(statistics.median(speeds), 3),
+        "x_real_time": round(statistics.median(speed for speed, _, _ in runs), 3),
         "first_audio_p50_s": round(float(np.percentile(firsts, 50)), 3),
         "first_audio_p95_s": round(float(np.percentile(firsts, 95)), 3),
-        "every_stream_complete": complete,
+        "every_stream_complete": all(complete for _, _, complete in runs),
     }
 
 
@@ -149,15 +154,20 @@ def ratios(levels: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 async def sweep(args: argparse.Namespace, model: LoadedModel, stream: Stream) -> dict[str, Any]:
+    """Every level once per round, ``--runs`` rounds: machine drift falls on all levels alike."""
     counts = [int(n) for n in args.streams.split(",")]
+    samples = args.tokens * SAMPLES_PER_TOKEN
     await stream(0)  # warm up
-    levels = []
-    for streams in counts:
-        result = await level(stream, streams, args.runs, args.tokens)
-        result["t3_tokens_per_s"] = round(
-            await t3_tokens_per_second(model, streams, args.tokens), 1
-        )
-        levels.append(result)
+    runs: dict[int, list[Run]] = {n: [] for n in counts}
+    speeds: dict[int, list[float]] = {n: [] for n in counts}
+    for round_ in range(args.runs):
+        for n in counts:
+            runs[n].append(await one_run(stream, n, 1000 * round_ + 100 * n, samples))
+        for n in counts:
+            speeds[n].append(await t3_tokens_per_second(model, n, args.tokens))
+    levels = [summarize(n, runs[n]) for n in counts]
+    for result in levels:
+        result["t3_tokens_per_s"] = round(statistics.median(speeds[result["streams"]]), 1)
         print(json.dumps(result), file=sys.stderr)
     return {"levels": levels, "ratios_to_one_stream": ratios(levels)}
 

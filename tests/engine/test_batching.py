@@ -124,3 +124,15 @@ async def test_a_seed_reproduces_a_request_exactly(engine: StreamingEngine) -> N
     first, _, _ = await synthesize(engine, "Once more with feeling.", seed=21, temperature=1.0)
     again, _, _ = await synthesize(engine, "Once more with feeling.", seed=21, temperature=1.0)
     assert np.array_equal(first, again)
+
+
+async def test_a_first_window_without_audio_holds_nobody_up(engine: StreamingEngine) -> None:
+    # With 8-token slices and a 200 ms crossfade, the first window emits nothing: the requests
+    # paused for it must run again once it is decoded, not wait for audio that comes later.
+    odd = {"audio_tokens_per_slice": 8, "crossfade_duration_milliseconds": 200}
+    both = asyncio.gather(
+        synthesize(engine, "An odd one.", None, seed=1, fixed_token_count=40, **odd),
+        synthesize(engine, "A plain one.", None, seed=2, fixed_token_count=40),
+    )
+    (odd_pcm, _, _), (plain_pcm, _, _) = await asyncio.wait_for(both, timeout=120)
+    assert len(odd_pcm) == len(plain_pcm) == 40 * SAMPLES_PER_TOKEN

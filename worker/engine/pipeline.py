@@ -17,7 +17,7 @@ import contextlib
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,7 +72,7 @@ class _Request:
     stats: SynthesisStats
     tokens: asyncio.Queue[Any]  # T3 -> S3Gen: token slices, then _END or an exception
     pcm: asyncio.Queue[Any]  # S3Gen -> consumer: float32 arrays, then _END or an exception
-    first_audio: asyncio.Event = field(default_factory=asyncio.Event)
+    first_window_done: bool = False  # S3Gen has decoded (or skipped) its first window
 
 
 def prompt_overhead(model: LoadedModel) -> int:
@@ -112,7 +112,8 @@ class StreamingEngine:
         self.slots = slots
         self.bounds = bounds or QueueBounds()
         self.t3 = T3Batcher(model, slots, context, threads)
-        self._awaiting_first: set[_Request] = set()  # first window's tokens out, no audio yet
+        # Requests whose first window's tokens are out and whose first window is not decoded yet.
+        self._awaiting_first: set[_Request] = set()
         if first_windows is None:
             first_windows = max_windows if model.device.type == "cuda" else CPU_FIRST_WINDOWS
         self.s3gen = S3GenBatcher(model, max_windows, first_windows, threads)
@@ -243,10 +244,7 @@ class StreamingEngine:
             while tokens := await buffer.take(slice_size(params, stats.speech_tokens > 0)):
                 stats.speech_tokens += len(tokens)
                 await request.tokens.put(tokens)
-                if (
-                    stats.speech_tokens >= window_size(params, 0)
-                    and not request.first_audio.is_set()
-                ):
+                if stats.speech_tokens >= window_size(params, 0) and not request.first_window_done:
                     self._awaiting_first.add(request)
         finally:
             if not sequence.finished:
@@ -272,14 +270,14 @@ class StreamingEngine:
 
     def _may_run(self, request: _Request) -> bool:
         """First audio before anything else: once a request has its first window's tokens, T3
-        pauses for it, and every request that has audio pauses, until the first audio of every
-        waiting request is out; S3Gen then has the device to itself for those windows."""
-        if request.first_audio.is_set():
+        pauses it, and pauses every request past its first window, until every such first
+        window is decoded; S3Gen then has the device to itself for those windows."""
+        if request.first_window_done:
             return not self._awaiting_first
         return request not in self._awaiting_first
 
-    def _first_audio_out(self, request: _Request) -> None:
-        request.first_audio.set()
+    def _first_window_done(self, request: _Request) -> None:
+        request.first_window_done = True
         if request in self._awaiting_first:
             self._awaiting_first.discard(request)
             self.t3.wake()
@@ -315,7 +313,7 @@ class StreamingEngine:
         except BaseException as error:
             await request.pcm.put(error)
         finally:
-            self._first_audio_out(request)
+            self._first_window_done(request)
 
     @staticmethod
     def _config(request: _Request) -> StreamConfig:
@@ -334,5 +332,5 @@ class StreamingEngine:
         pcm = await self.s3gen.decode(stream, tokens, request.stats, final)
         if len(pcm):
             await request.pcm.put(pcm)
-        if stream.emitted > 0 and not request.first_audio.is_set():
-            self._first_audio_out(request)
+        if not request.first_window_done:
+            self._first_window_done(request)
