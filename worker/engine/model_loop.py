@@ -44,10 +44,16 @@ class ModelLoop:
         """Schedule one batch, run it (``await self.call``), hand out its results."""
         raise NotImplementedError
 
+    def forget(self) -> None:
+        """Drop the work of an event loop that is gone (requests that can no longer listen)."""
+        raise NotImplementedError
+
     def wake(self) -> None:
         """Something changed that may give the loop work (call from the event loop's thread)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._task is None or self._task.done():
+            if self._loop is not None and self._loop is not loop:
+                self.forget()
             self._loop, self._wake = loop, asyncio.Event()
             self._task = loop.create_task(self._run(), name=f"{self.name}-loop")
         self._wake.set()

@@ -69,6 +69,9 @@ class S3GenBatcher(ModelLoop):
         self.waiting = [job for job in self.waiting if not job.future.done()]
         return bool(self.waiting)
 
+    def forget(self) -> None:
+        self.waiting = []
+
     async def run_once(self) -> None:
         batch = pick(self.waiting, self.max_windows, self.first_windows)
         self.waiting = [job for job in self.waiting if job not in batch]

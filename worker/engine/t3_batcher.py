@@ -78,6 +78,10 @@ class T3Batcher(ModelLoop):
     def has_work(self) -> bool:
         return not self.scheduler.idle
 
+    def forget(self) -> None:
+        for sequence in [*self.scheduler.slots, *self.scheduler.waiting]:
+            self.scheduler.cancel(sequence)
+
     async def run_once(self) -> None:
         step = self.scheduler.plan()
         try:
