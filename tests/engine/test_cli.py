@@ -80,6 +80,23 @@ def test_bench_compares_both_paths_on_the_same_tokens(english_dir: Path, tmp_pat
     assert report["ratios"]["ours_ttfa_over_ours_total"] < 1.0
 
 
+def test_the_concurrency_bench_sweeps_levels_and_reports_ratios(
+    english_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "concurrency.json"
+    result = run(
+        "scripts/bench_concurrency.py", "--model-path", str(english_dir), "--streams", "1,3",
+        "--tokens", "20", "--runs", "1", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert [level["streams"] for level in report["levels"]] == [1, 3]
+    assert all(level["every_stream_complete"] for level in report["levels"])
+    assert report["levels"][1]["t3_tokens_per_s"] > report["levels"][0]["t3_tokens_per_s"]
+    assert set(report["ratios_to_one_stream"]["3"]) == {"x_real_time", "first_audio_p50",
+                                                        "t3_tokens_per_s"}  # fmt: skip
+
+
 def test_a_bad_setting_names_the_variable(tmp_path: Path) -> None:
     out = str(tmp_path / "x.wav")
     result = run(
