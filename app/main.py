@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from common.settings import Settings
 from common.voices.library import VoiceLibrary
 
+from .body_limit import BodyLimit
 from .errors import install_error_handlers
 from .metrics import Metrics, RequestCounter
 from .pool import WorkerPool
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
     app.state.pool = pool
     app.state.library = VoiceLibrary(settings.voices_dir, settings.preloaded_voices_dir)
     app.state.metrics = Metrics(pool)
+    app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,

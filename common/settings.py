@@ -114,6 +114,9 @@ class Settings(BaseSettings):
         100_000, ge=1, description="Most text one WebSocket utterance may send"
     )
     max_text_chars: int = Field(20_000, ge=1, description="Most characters in one text request")
+    max_request_bytes: int = Field(
+        1_000_000, ge=1000, description="Largest JSON request body or WebSocket message (413)"
+    )
 
     model_path: str = Field("models", description="Local checkpoint directory (upstream layout)")
     model_variant: Variant | None = Field(

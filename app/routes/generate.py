@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -16,6 +15,7 @@ from ..audio_stream import encoded, encoder_for
 from ..dependencies import Authorized, LibraryDep, PoolDep, SettingsDep
 from ..encoding import Encoder, output_rate
 from ..errors import ApiError
+from ..json_body import read_json_object
 from ..schemas import InvalidRequest, parse_speech_request
 from ..speech import start_speech
 from ..streams import RequestStream, StreamFailed
@@ -27,13 +27,7 @@ router = APIRouter(dependencies=[Authorized])
 async def _request_data(request: Request) -> dict[str, Any]:
     data: dict[str, Any] = dict(request.query_params)
     if request.method == "POST":
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError("invalid_request", "the body must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise ApiError("invalid_request", "the body must be a JSON object")
-        data.update(body)
+        data.update(await read_json_object(request))
     accepted = format_from_accept(request.headers.get("accept", ""))
     if accepted and not data.get("format"):
         data["format"] = accepted

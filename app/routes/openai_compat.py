@@ -17,13 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common.params import SynthesisParams
 from common.settings import Settings
-from common.validation import first_problem
+from common.validation import first_problem, printable
 from common.variants import Variant
+from common.voices.errors import VoiceError
+from common.voices.library import check_voice_id
 
 from ..audio_stream import encoded, encoder_for
 from ..auth import check_api_key
 from ..dependencies import LibraryDep, PoolDep, SettingsDep
 from ..errors import ApiError
+from ..json_body import read_json_object
 from ..schemas import SpeechRequest
 from ..speech import start_speech
 from ..streams import RequestStream, StreamFailed
@@ -46,6 +49,7 @@ class OpenAIError(Exception):
         code: str,
         headers: dict[str, str] | None = None,
     ) -> None:
+        message, param = printable(message), printable(param) if param else param
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
         self.headers = headers
@@ -132,11 +136,11 @@ async def speech(
 
 async def _body(request: Request, settings: Settings) -> SpeechBody:
     try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        data = None
-    if not isinstance(data, dict):
-        raise OpenAIError(400, "the body must be a JSON object", None, "invalid_json")
+        data = await read_json_object(request)
+    except ApiError as error:  # too large (413), or not a JSON object within bounds
+        if error.status == 413:
+            raise OpenAIError.from_api_error(error) from None
+        raise OpenAIError(400, error.message, None, "invalid_json") from None
     try:
         body = SpeechBody.model_validate(data)
     except ValidationError as error:
@@ -166,7 +170,10 @@ def _voice_id(voice: str, settings: Settings) -> str | None:
     """Our voice id for OpenAI's ``voice``: its built-in names map to OPENAI_DEFAULT_VOICE."""
     if voice.lower() in OPENAI_VOICES:
         return settings.openai_default_voice
-    return voice
+    try:
+        return check_voice_id(voice)
+    except VoiceError as error:
+        raise OpenAIError(400, str(error), "voice", "invalid_value") from None
 
 
 def _param(field: str | None) -> str | None:

@@ -8,6 +8,7 @@ Every check runs before anything is written: size (413), decodable audio (415), 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import wave
 from pathlib import Path
@@ -89,21 +90,34 @@ async def list_voices(
     voices = await asyncio.to_thread(library.voices)
     if not details:
         return [voice.voice_id for voice in voices]
-    return [await asyncio.to_thread(_describe, library, voice) for voice in voices]
+    described = []
+    for voice in voices:
+        with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+            described.append(await asyncio.to_thread(_describe, library, voice))
+    return described
 
 
 @router.get("/voices/{voice_id}")
 async def get_voice(voice_id: str, library: LibraryDep) -> dict[str, Any]:
     voice = _find(library, voice_id)
-    return await asyncio.to_thread(_describe, library, voice)
+    try:
+        return await asyncio.to_thread(_describe, library, voice)
+    except FileNotFoundError:  # deleted meanwhile
+        raise voice_api_error(_gone(voice)) from None
 
 
 @router.get("/voices/{voice_id}/audio")
 async def voice_audio(voice_id: str, library: LibraryDep) -> FileResponse:
     """The original reference clip, as uploaded."""
     voice = _find(library, voice_id)
+    try:
+        stat = await asyncio.to_thread(voice.path.stat)
+    except FileNotFoundError:  # deleted meanwhile
+        raise voice_api_error(_gone(voice)) from None
     media_type = MEDIA_TYPES.get(voice.path.suffix.lower(), "application/octet-stream")
-    return FileResponse(voice.path, media_type=media_type, filename=voice.voice_id)
+    return FileResponse(
+        voice.path, media_type=media_type, filename=voice.voice_id, stat_result=stat
+    )
 
 
 @router.delete("/voices/{voice_id}")
@@ -121,6 +135,10 @@ def _find(library: VoiceLibrary, voice_id: str) -> Voice:
         return library.find(voice_id)
     except VoiceError as error:
         raise voice_api_error(error) from None
+
+
+def _gone(voice: Voice) -> VoiceError:
+    return VoiceError("not_found", f"voice {voice.voice_id!r} not found")
 
 
 def _describe(library: VoiceLibrary, voice: Voice) -> dict[str, Any]:
