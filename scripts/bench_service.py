@@ -131,7 +131,7 @@ async def voice_first_use(client: httpx.AsyncClient, url: str, voices: int) -> d
     and with the same voice again (cached in the worker)."""
     import io
 
-    from tests.audio_files import write_audio
+    from tests.support.audio_files import write_audio
     from worker.engine.random_checkpoint import reference_clip
 
     first, cached = [], []
