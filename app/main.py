@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from common.settings import Settings
 from common.voices.library import VoiceLibrary
 
+from . import openapi
 from .body_limit import BodyLimit
 from .errors import install_error_handlers
 from .metrics import Metrics, RequestCounter
@@ -70,4 +71,5 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
         app.include_router(module.router)
     openai_compat.install(app)
     console.install(app)
+    openapi.install(app)
     return app

@@ -16,6 +16,7 @@ from ..dependencies import Authorized, LibraryDep, PoolDep, SettingsDep
 from ..encoding import Encoder, output_rate
 from ..errors import ApiError
 from ..json_body import read_json_object
+from ..openapi import AUDIO_TYPES, generate_request, synthesis
 from ..schemas import InvalidRequest, parse_speech_request
 from ..speech import start_speech
 from ..streams import RequestStream, StreamFailed
@@ -34,7 +35,18 @@ async def _request_data(request: Request) -> dict[str, Any]:
     return data
 
 
-@router.api_route("/tts/generate", methods=["GET", "POST"], response_class=StreamingResponse)
+@router.get(
+    "/tts/generate",
+    response_class=StreamingResponse,
+    responses=synthesis(*AUDIO_TYPES),
+    openapi_extra=generate_request("GET"),
+)
+@router.post(
+    "/tts/generate",
+    response_class=StreamingResponse,
+    responses=synthesis(*AUDIO_TYPES, body=True),
+    openapi_extra=generate_request("POST"),
+)
 async def generate(
     request: Request, settings: SettingsDep, pool: PoolDep, library: LibraryDep
 ) -> StreamingResponse:

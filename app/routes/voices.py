@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from common.audio import SAMPLE_RATE
@@ -26,15 +27,25 @@ from common.voices.library import Voice, VoiceLibrary, sanitize_voice_id
 
 from ..dependencies import Authorized, LibraryDep, PoolDep, SettingsDep
 from ..errors import voice_api_error
+from ..openapi import binary, errors
 from ..pool import WorkerPool
 
 router = APIRouter(dependencies=[Authorized])
+VoiceId = Annotated[
+    str, PathParam(description="a voice id; the extension may be left out", examples=["anna.wav"])
+]
 MEDIA_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".flac": "audio/flac",
                ".ogg": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4",
                ".aac": "audio/aac", ".webm": "audio/webm"}  # fmt: skip
+OTHER_TYPE = "application/octet-stream"
+ONE_VOICE = errors(400, 401, 403, 404)
+CLIP = {
+    **binary("The clip as uploaded", *sorted(set(MEDIA_TYPES.values())), OTHER_TYPE),
+    **ONE_VOICE,
+}
 
 
-@router.post("/voices", status_code=201)
+@router.post("/voices", status_code=201, responses=errors(400, 401, 403, 409, 413, 415, 422))
 async def upload_voice(
     library: LibraryDep,
     settings: SettingsDep,
@@ -82,7 +93,7 @@ def _variant(pool: WorkerPool, settings: Settings) -> Variant:
     return Variant(served) if served else settings.model_variant or Variant.ENGLISH
 
 
-@router.get("/voices")
+@router.get("/voices", responses=errors(401, 403, 422))
 async def list_voices(
     library: LibraryDep, details: bool = False
 ) -> list[str] | list[dict[str, Any]]:
@@ -97,8 +108,8 @@ async def list_voices(
     return described
 
 
-@router.get("/voices/{voice_id}")
-async def get_voice(voice_id: str, library: LibraryDep) -> dict[str, Any]:
+@router.get("/voices/{voice_id}", responses=ONE_VOICE)
+async def get_voice(voice_id: VoiceId, library: LibraryDep) -> dict[str, Any]:
     voice = _find(library, voice_id)
     try:
         return await asyncio.to_thread(_describe, library, voice)
@@ -106,22 +117,22 @@ async def get_voice(voice_id: str, library: LibraryDep) -> dict[str, Any]:
         raise voice_api_error(_gone(voice)) from None
 
 
-@router.get("/voices/{voice_id}/audio")
-async def voice_audio(voice_id: str, library: LibraryDep) -> FileResponse:
+@router.get("/voices/{voice_id}/audio", response_class=FileResponse, responses=CLIP)
+async def voice_audio(voice_id: VoiceId, library: LibraryDep) -> FileResponse:
     """The original reference clip, as uploaded."""
     voice = _find(library, voice_id)
     try:
         stat = await asyncio.to_thread(voice.path.stat)
     except FileNotFoundError:  # deleted meanwhile
         raise voice_api_error(_gone(voice)) from None
-    media_type = MEDIA_TYPES.get(voice.path.suffix.lower(), "application/octet-stream")
+    media_type = MEDIA_TYPES.get(voice.path.suffix.lower(), OTHER_TYPE)
     return FileResponse(
         voice.path, media_type=media_type, filename=voice.voice_id, stat_result=stat
     )
 
 
-@router.delete("/voices/{voice_id}")
-async def delete_voice(voice_id: str, library: LibraryDep, pool: PoolDep) -> dict[str, str]:
+@router.delete("/voices/{voice_id}", responses=ONE_VOICE)
+async def delete_voice(voice_id: VoiceId, library: LibraryDep, pool: PoolDep) -> dict[str, str]:
     try:
         voice = await asyncio.to_thread(library.delete, voice_id)
     except VoiceError as error:
