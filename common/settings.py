@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     precache_voices: bool = Field(
         False, description="Prepare every voice when a worker starts (else on first use)"
     )
+    prepared_sweep_interval_seconds: float = Field(
+        600.0, gt=0, description="How often a master sweeps prepared data no voice uses"
+    )
+    prepared_sweep_grace_seconds: float = Field(
+        3600.0, ge=0, description="How long prepared data must go unused before it is removed"
+    )
     # --- Server (ours) ---
     allow_unauthenticated: bool = Field(
         False, description="Serve without API_KEY on a non-loopback HOST (deliberately open)"

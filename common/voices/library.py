@@ -7,6 +7,7 @@ and holds originals only)::
     .prepared/<sha256>/clip.wav     the clip used for cloning: mono 24 kHz, loudness-normalized,
                                     leading and trailing silence trimmed
     .prepared/<sha256>/<variant>.pt the conditioning for one model variant (written by workers)
+    .prepared/<sha256>/.unreferenced  since when no voice has used the entry (common.voices.sweep)
 
 Prepared files are addressed by the SHA-256 of the original's bytes, so they are immutable: an
 overwrite makes a new directory, a request that raced it still reads the old one whole, and a
@@ -18,6 +19,7 @@ concurrent uploads of one id cannot both win.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -34,6 +36,7 @@ from .errors import VoiceError
 
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm", ".opus", ".aac")
 PREPARED = ".prepared"
+UNREFERENCED = ".unreferenced"
 MAX_ID_CHARS = 128
 # UTF-8 bytes. A file name may have 255 bytes on the usual file systems; an id is stored under a
 # temporary name of 38 more bytes first (see _write_temporary) and looked up with a suffix added.
@@ -154,6 +157,7 @@ class VoiceLibrary:
         for root in (self.voices_dir / PREPARED, self.fallback_dir):
             clip = root / digest / "clip.wav"
             if clip.is_file():
+                _unmark(clip.parent)
                 return clip, digest
         if prepared is None:
             prepared = prepare_clip(decode(voice.path.read_bytes()))
@@ -194,6 +198,12 @@ class VoiceLibrary:
         voice.path.unlink(missing_ok=True)
         _fsync_dir(self.voices_dir)
         return voice
+
+
+def _unmark(entry: Path) -> None:
+    """The entry is in use: a sweep must not remove it (common.voices.sweep)."""
+    with contextlib.suppress(OSError):  # unmarked (the usual case), or a read-only volume
+        (entry / UNREFERENCED).unlink()
 
 
 def _link_new(temporary: Path, target: Path, voice_id: str) -> None:
