@@ -125,3 +125,13 @@ async def test_a_websocket_refuses_hostile_messages_and_stays_open(server: Serve
             await ws.send(message)
             event = json.loads(await ws.recv())
             assert (event["type"], event["code"], event.get("field")) == ("error", code, field)
+
+
+async def test_a_websocket_message_over_max_request_bytes_closes_the_connection(
+    server: Server,
+) -> None:
+    async with websockets.connect(f"{server.ws_url}?api_key={API_KEY}") as ws:
+        await ws.send(json.dumps({"type": "text", "text": "a" * 1_100_000}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # message too big
