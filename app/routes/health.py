@@ -51,9 +51,9 @@ async def health() -> dict[str, str]:
 async def ready(pool: PoolDep) -> JSONResponse:
     """200 once every worker has loaded the model; 503 with the reason until then."""
     status = pool.status()
-    workers = [{"worker_id": w.worker_id, "state": w.state} for w in status.workers]
-    body = {"ready": status.ready, "reason": status.reason, "workers": workers}
-    return JSONResponse(body, status_code=200 if status.ready else 503)
+    workers = [WorkerReadiness(worker_id=w.worker_id, state=w.state) for w in status.workers]
+    body = Readiness(ready=status.ready, reason=status.reason, workers=workers)
+    return JSONResponse(body.model_dump(), status_code=200 if status.ready else 503)
 
 
 @router.get("/ping", responses=PING)
@@ -61,9 +61,9 @@ async def ping(pool: PoolDep) -> Response:
     """RunPod load-balancer health: 204 while initializing, 200 when ready, 503 when draining."""
     status = pool.status()
     if status.draining:
-        return JSONResponse({"status": "draining"}, status_code=503)
+        return JSONResponse(PingStatus(status="draining").model_dump(), status_code=503)
     if status.ready:
-        return JSONResponse({"status": "healthy"})
+        return JSONResponse(PingStatus(status="healthy").model_dump())
     return Response(status_code=204)
 
 
