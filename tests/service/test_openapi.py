@@ -9,13 +9,18 @@ import pytest
 
 from app.encoding import FORMATS
 from app.main import create_app
+from app.pool import WorkerPool
 from common.settings import Settings
 
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
     settings = Settings(_env_file=None, api_key="k")  # type: ignore[call-arg]
-    return create_app(settings).openapi()
+    pool = WorkerPool(settings, slots=[])
+    try:
+        return create_app(settings, pool).openapi()
+    finally:
+        pool.transport.close()  # never started: its ZeroMQ context would hang the GC that finds it
 
 
 def responses(document: dict[str, Any], method: str, path: str) -> dict[str, Any]:
