@@ -1,12 +1,13 @@
 # The Chatterbox streaming TTS server: the FastAPI master on $PORT (8000) and its worker processes.
 # One image for RunPod pods, RunPod Serverless (load-balancing and queue endpoints) and plain Docker.
 #
-# Base: python:3.11-slim-bookworm, not a CUDA image. The torch 2.11 wheels pinned in
-# requirements.lock are the CUDA 13.0 build and bring their CUDA libraries as nvidia-* packages,
-# so a CUDA base image would only add gigabytes of a second, unused CUDA. What the host needs:
-# an NVIDIA driver >= 580 (CUDA 13.0; on RunPod filter by CUDA version 13.0) and, outside RunPod,
-# the NVIDIA Container Toolkit (`docker run --gpus all`). GPUs from Turing (sm_75) up. Without a
-# GPU the same image runs on the CPU. Details: DEPLOYMENT.md.
+# Base: python:3.11-slim-bookworm, not a CUDA image. The torch 2.10.0 wheels pinned in
+# requirements.lock are the CUDA 12.8 build and bring their CUDA libraries as nvidia-*-cu12
+# packages, so a CUDA base image would only add gigabytes of a second, unused CUDA. What the host
+# needs: an NVIDIA driver >= 570 (CUDA 12.8; on RunPod filter by CUDA versions 12.8 and newer)
+# and, outside RunPod, the NVIDIA Container Toolkit (`docker run --gpus all`). GPUs from Volta
+# (sm_70) up. Without a GPU the same image runs on the CPU. CUDA 13 hosts run this image too; an
+# image with CUDA 13.0 libraries is built on top of it (DEPLOYMENT.md, "What the host needs").
 FROM python:3.11-slim-bookworm
 
 # make runs the same install as CI; setpriv (util-linux, already in the base) drops root.

@@ -10,7 +10,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .cache/uv/bin/uv)
 STAMP := $(VENV)/.installed
 TINY_CKPT ?= .cache/checkpoints/chatterbox-tiny
 
-.PHONY: install serve test lint lock bench bench-service bench-formats bench-concurrency bench-gpu gpu-wheels gpu-site checkpoint clean
+.PHONY: install serve demo test lint lock bench bench-service bench-formats bench-concurrency bench-gpu gpu-wheels gpu-site checkpoint clean
 
 install: $(STAMP)
 
@@ -30,6 +30,21 @@ lock: | $(UV)
 # The service: the master on HOST:PORT and its workers (settings from the environment and .env).
 serve: install
 	$(BIN)/python -m app
+
+# Try the API without a GPU, weights or a key: the service on a tiny random-weight checkpoint,
+# reachable from this machine only. Whatever .env says, no key and that checkpoint's variant.
+define DEMO_BANNER
+================================================================================
+  DEMO: RANDOM WEIGHTS. The audio is NOISE, not speech: the model is a tiny
+  random checkpoint ($(TINY_CKPT)). Every endpoint works; nothing is said.
+  http://127.0.0.1:$(or $(PORT),8000)/ (console), no API key. For speech: make serve
+================================================================================
+endef
+export DEMO_BANNER
+
+demo: install $(TINY_CKPT)/random_weights.json
+	@echo "$$DEMO_BANNER"
+	HOST=127.0.0.1 API_KEY= MODEL_PATH=$(TINY_CKPT) MODEL_VARIANT= $(BIN)/python -m app
 
 # The browser tests drive Chromium through ChromeDriver: Debian's packages, installed if missing.
 CHROMEDRIVER := $(shell command -v chromedriver 2>/dev/null || echo /usr/bin/chromedriver)

@@ -74,6 +74,7 @@ def main() -> int:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,  # requests have drained before uvicorn's shutdown starts
         ws_ping_interval=20,
+        ws_max_size=settings.max_request_bytes,  # a larger message closes the socket (1009)
     )
     DrainingServer(config, pool, settings.shutdown_timeout_seconds).run(listen(config, settings))
     return 0

@@ -49,10 +49,16 @@ def format_from_accept(accept: str) -> str | None:
         quality = 1.0
         for param in params:
             if param.startswith("q="):
-                try:
-                    quality = float(param[2:])
-                except ValueError:
-                    quality = 0.0
+                quality = _quality(param[2:])
         if media_type.lower() in ACCEPTED_TYPES and quality > 0:
             choices.append((-quality, order, ACCEPTED_TYPES[media_type.lower()]))
     return min(choices)[2] if choices else None
+
+
+def _quality(value: str) -> float:
+    """A q value: 0 to 1; anything else (nan, 1e999, words) excludes the type."""
+    try:
+        quality = float(value)
+    except ValueError:
+        return 0.0
+    return quality if 0.0 <= quality <= 1.0 else 0.0

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, APIKeyQuery
 from starlette.requests import HTTPConnection
 
 from common.settings import Settings
 from common.voices.library import VoiceLibrary
 
-from .auth import check_api_key
+from .auth import HEADER, QUERY, check_api_key
 from .pool import WorkerPool
 
 
@@ -34,7 +35,15 @@ LibraryDep = Annotated[VoiceLibrary, Depends(get_library)]
 PoolDep = Annotated[WorkerPool, Depends(get_pool)]
 
 
-def require_api_key(request: Request, settings: SettingsDep) -> None:
+# Where a key may come: declared for the OpenAPI document (check_api_key reads the request,
+# as it does a WebSocket's).
+HeaderKey = Annotated[str | None, Security(APIKeyHeader(name=HEADER, auto_error=False))]
+QueryKey = Annotated[str | None, Security(APIKeyQuery(name=QUERY, auto_error=False))]
+
+
+def require_api_key(
+    request: Request, settings: SettingsDep, _header: HeaderKey, _query: QueryKey
+) -> None:
     check_api_key(request, settings)
 
 

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from common.validation import first_problem
+from common.validation import first_problem, printable
 from common.voices.errors import VoiceError, VoiceErrorKind
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 STATUS: dict[str, int] = {
     # request validation
     "invalid_request": 422,
+    "invalid_body": 400,  # a body the framework cannot parse (e.g. a form without its boundary)
     "invalid_voice_id": 400,
     "unsupported_media_type": 415,
     "too_large": 413,
@@ -49,8 +50,7 @@ STATUS: dict[str, int] = {
 
 # A voice error's code where the voice is the subject (the /voices endpoints) ...
 VOICE_CODES: dict[VoiceErrorKind, str] = {
-    "invalid_name": "invalid_voice_id",
-    "invalid_id": "invalid_request",
+    "invalid_id": "invalid_voice_id",
     "not_found": "voice_not_found",
     "exists": "conflict",
     "read_only": "read_only",
@@ -58,9 +58,14 @@ VOICE_CODES: dict[VoiceErrorKind, str] = {
     "too_large": "too_large",
     "unusable_audio": "invalid_request",
 }
-# ... and where it is one parameter of a synthesis request: a stored file that is not audio is
-# that parameter's problem (422), not the request body's media type (415).
-SPEECH_VOICE_CODES: dict[VoiceErrorKind, str] = {**VOICE_CODES, "not_audio": "voice_unreadable"}
+# ... and where it is one parameter of a synthesis request: like any other parameter, a bad id is
+# a 422, and a stored file that is not audio is that parameter's problem (422), not the request
+# body's media type (415).
+SPEECH_VOICE_CODES: dict[VoiceErrorKind, str] = {
+    **VOICE_CODES,
+    "invalid_id": "invalid_request",
+    "not_audio": "voice_unreadable",
+}
 
 
 class ApiError(Exception):
@@ -74,6 +79,7 @@ class ApiError(Exception):
         headers: dict[str, str] | None = None,
         status: int | None = None,
     ) -> None:
+        message, field = printable(message), printable(field) if field else field
         super().__init__(message)
         self.status = status if status is not None else STATUS.get(code, 500)
         self.code = code
@@ -107,10 +113,16 @@ async def _validation_error(_: Request, error: Exception) -> JSONResponse:
     return error_response(ApiError("invalid_request", message, field))
 
 
+# The framework's own refusals: routing, bodies it parses, app/body_limit.py.
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "invalid_body", 413: "too_large"}
+
+
 async def _http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-    return error_response(ApiError(code, str(error.detail), status=error.status_code))
+    code = _HTTP_CODES.get(error.status_code, "http_error")
+    field = "body" if error.status_code in (400, 413) else None
+    headers = dict(error.headers) if error.headers else None
+    return error_response(ApiError(code, str(error.detail), field, headers, error.status_code))
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -1,11 +1,14 @@
 """The FastAPI application: ``create_app(settings)`` wires settings, pool, routes and CORS.
 
 The pool starts in the lifespan, so the master answers ``/health`` within a second while the
-workers load their models; it drains on shutdown (uvicorn's SIGTERM handling ends here).
+workers load their models; it drains on shutdown (uvicorn's SIGTERM handling ends here). The
+lifespan also runs the volume's housekeeping (app/housekeeping.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,7 +18,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from common.settings import Settings
 from common.voices.library import VoiceLibrary
 
+from . import openapi
+from .body_limit import BodyLimit
 from .errors import install_error_handlers
+from .housekeeping import sweep_periodically
 from .metrics import Metrics, RequestCounter
 from .pool import WorkerPool
 from .request_ids import RequestIdMiddleware
@@ -33,13 +39,19 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
     settings = settings or Settings()
     pool = pool or WorkerPool(settings)
 
+    library = VoiceLibrary(settings.voices_dir, settings.preloaded_voices_dir)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await pool.start()
+        sweeping = asyncio.create_task(sweep_periodically(library, settings))
         try:
             yield
         finally:
+            sweeping.cancel()
             await pool.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
 
     app = FastAPI(
         title="Chatterbox TTS",
@@ -50,8 +62,9 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
     )
     app.state.settings = settings
     app.state.pool = pool
-    app.state.library = VoiceLibrary(settings.voices_dir, settings.preloaded_voices_dir)
+    app.state.library = library
     app.state.metrics = Metrics(pool)
+    app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,
@@ -68,4 +81,5 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
         app.include_router(module.router)
     openai_compat.install(app)
     console.install(app)
+    openapi.install(app)
     return app

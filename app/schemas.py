@@ -16,6 +16,8 @@ from common.audio import SAMPLE_RATE
 from common.params import SynthesisParams, field_aliases
 from common.settings import Settings
 from common.validation import first_problem
+from common.voices.errors import VoiceError
+from common.voices.library import check_voice_id
 
 from .encoding import FORMATS, output_rate
 
@@ -55,9 +57,7 @@ def parse_speech_request(
     text = data.get("text")
     if text_required or text is not None:
         text = _text(text, settings.max_text_chars)
-    voice_id = data.get("voice_id") or None
-    if voice_id is not None and not isinstance(voice_id, str):
-        raise InvalidRequest("voice_id", "voice_id must be a string")
+    voice_id = _voice_id(data.get("voice_id") or None)
     audio_format = _format(data.get("format") or "wav")
     sample_rate = _sample_rate(audio_format, data.get("sample_rate"))
     overrides = {k: v for k, v in data.items() if k not in REQUEST_FIELDS}
@@ -78,11 +78,26 @@ def parse_speech_request(
     return SpeechRequest(text, voice_id, audio_format, sample_rate, params)
 
 
+def text_piece(text: object) -> str:
+    """Text as it may go to a worker: a string that UTF-8 can encode (JSON's ``\\ud800`` escapes
+    can make one that it cannot)."""
+    if not isinstance(text, str):
+        raise InvalidRequest("text", "text must be a string")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidRequest(
+            "text",
+            f"text has an unpaired surrogate (U+{ord(text[error.start]):04X}) at character "
+            f"{error.start}: send Unicode characters, not half of a UTF-16 pair",
+        ) from None
+    return text
+
+
 def _text(text: object, limit: int) -> str:
     if text is None:
         raise InvalidRequest("text", "text is required")
-    if not isinstance(text, str):
-        raise InvalidRequest("text", "text must be a string")
+    text = text_piece(text)
     if not any(ch.isalnum() for ch in text):
         raise InvalidRequest("text", "text must contain at least one letter or digit")
     if len(text) > limit:
@@ -90,6 +105,17 @@ def _text(text: object, limit: int) -> str:
             "text", f"text is {len(text)} characters; the limit is {limit} (MAX_TEXT_CHARS)"
         )
     return text
+
+
+def _voice_id(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest("voice_id", "voice_id must be a string")
+    try:
+        return check_voice_id(value)
+    except VoiceError as error:
+        raise InvalidRequest("voice_id", str(error)) from None
 
 
 def _format(value: object) -> str:

@@ -7,6 +7,7 @@ m4a. soxr resamples.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,22 +22,35 @@ class AudioDecodeError(Exception):
     """Bytes or a file that cannot be read as audio; ``str()`` is fit to show a user."""
 
 
-def decode_audio(source: str | Path | BinaryIO, sample_rate: int) -> np.ndarray:
-    """Decode the first audio stream of ``source`` to mono float32 at ``sample_rate``."""
+class AudioTooLong(AudioDecodeError):
+    """Decoding stopped where the audio passed the ``max_seconds`` asked for."""
+
+
+def decode_audio(
+    source: str | Path | BinaryIO, sample_rate: int, max_seconds: float | None = None
+) -> np.ndarray:
+    """Decode the first audio stream of ``source`` to mono float32 at ``sample_rate``.
+
+    ``max_seconds`` stops decoding (AudioTooLong) as soon as the audio is longer: a few MB of
+    compressed silence can hold hours of audio, gigabytes once decoded.
+    """
     import av  # here, not above: the engine needs this module's constants on machines without it
 
+    most = None if max_seconds is None else int(max_seconds * sample_rate)
+    pieces: list[np.ndarray] = []
     try:
         with av.open(str(source) if isinstance(source, Path) else source, mode="r") as container:
             if not container.streams.audio:
                 raise AudioDecodeError(f"{_name(source)} has no audio stream")
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            pieces = [
-                out.to_ndarray().reshape(-1)
-                for frame in container.decode(stream)
-                for out in resampler.resample(frame)
-            ]
-            pieces += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+            decoded = 0
+            for frame in itertools.chain(container.decode(stream), [None]):  # None: flush
+                for out in resampler.resample(frame):
+                    pieces.append(out.to_ndarray().reshape(-1))
+                    decoded += len(pieces[-1])
+                if most is not None and decoded > most:
+                    raise AudioTooLong(f"{_name(source)} is longer than {max_seconds:g} s")
     except AudioDecodeError:
         raise
     except (av.FFmpegError, OSError, ValueError) as error:

@@ -21,6 +21,10 @@ ChunkChars = Annotated[int, Field(ge=20, le=2000)]
 SliceTokens = Annotated[int, Field(ge=8, le=500)]
 TrimMilliseconds = Annotated[int, Field(ge=0, le=5000)]
 CrossfadeMilliseconds = Annotated[int, Field(ge=0, le=200)]
+# Below this every top_p keeps only the most likely token (no token of a few thousand has less
+# than 1e-4 of the mass when it is the likeliest); far below it, float32 rounds top_p to 0, and
+# sampling from nothing failed the stream (schemathesis found top_p=5e-324).
+MIN_TOP_P = 1e-6
 
 
 class SynthesisParams(BaseModel):
@@ -38,7 +42,7 @@ class SynthesisParams(BaseModel):
         0.8, validation_alias=AliasChoices("temperature", "synthesis_temperature")
     )
     # None: the variant's upstream default (see t3_stream.VARIANT_SAMPLING).
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    top_p: float | None = Field(None, ge=MIN_TOP_P, le=1.0)
     top_k: int | None = Field(None, ge=0, le=10000)
     min_p: float | None = Field(None, ge=0.0, le=1.0)
     repetition_penalty: float | None = Field(None, ge=1.0, le=5.0)

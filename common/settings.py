@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     precache_voices: bool = Field(
         False, description="Prepare every voice when a worker starts (else on first use)"
     )
+    prepared_sweep_interval_seconds: float = Field(
+        600.0, gt=0, description="How often a master sweeps prepared data no voice uses"
+    )
+    prepared_sweep_grace_seconds: float = Field(
+        3600.0, ge=0, description="How long prepared data must go unused before it is removed"
+    )
     # --- Server (ours) ---
     allow_unauthenticated: bool = Field(
         False, description="Serve without API_KEY on a non-loopback HOST (deliberately open)"
@@ -127,6 +133,9 @@ class Settings(BaseSettings):
         100_000, ge=1, description="Most text one WebSocket utterance may send"
     )
     max_text_chars: int = Field(20_000, ge=1, description="Most characters in one text request")
+    max_request_bytes: int = Field(
+        1_000_000, ge=1000, description="Largest JSON request body or WebSocket message (413)"
+    )
 
     model_path: str = Field("models", description="Local checkpoint directory (upstream layout)")
     model_variant: Variant | None = Field(

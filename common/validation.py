@@ -39,3 +39,9 @@ def every_problem(problems: Problems, upper: bool = False) -> list[str]:
             name = name.replace(".", "_").upper()
         described.append(f"{name}: {problem.get('msg', 'invalid')}")
     return described
+
+
+def printable(text: str) -> str:
+    """``text`` with unpaired surrogates (from JSON's ``\\ud800`` escapes) written as escapes, so
+    a message that quotes a client's input can always be encoded as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -16,6 +15,8 @@ from ..audio_stream import encoded, encoder_for
 from ..dependencies import Authorized, LibraryDep, PoolDep, SettingsDep
 from ..encoding import Encoder, output_rate
 from ..errors import ApiError
+from ..json_body import read_json_object
+from ..openapi import AUDIO_TYPES, generate_request, synthesis
 from ..schemas import InvalidRequest, parse_speech_request
 from ..speech import start_speech
 from ..streams import RequestStream, StreamFailed
@@ -27,20 +28,25 @@ router = APIRouter(dependencies=[Authorized])
 async def _request_data(request: Request) -> dict[str, Any]:
     data: dict[str, Any] = dict(request.query_params)
     if request.method == "POST":
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError("invalid_request", "the body must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise ApiError("invalid_request", "the body must be a JSON object")
-        data.update(body)
+        data.update(await read_json_object(request))
     accepted = format_from_accept(request.headers.get("accept", ""))
     if accepted and not data.get("format"):
         data["format"] = accepted
     return data
 
 
-@router.api_route("/tts/generate", methods=["GET", "POST"], response_class=StreamingResponse)
+@router.get(
+    "/tts/generate",
+    response_class=StreamingResponse,
+    responses=synthesis(*AUDIO_TYPES),
+    openapi_extra=generate_request("GET"),
+)
+@router.post(
+    "/tts/generate",
+    response_class=StreamingResponse,
+    responses=synthesis(*AUDIO_TYPES, body=True),
+    openapi_extra=generate_request("POST"),
+)
 async def generate(
     request: Request, settings: SettingsDep, pool: PoolDep, library: LibraryDep
 ) -> StreamingResponse:

@@ -7,11 +7,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..dependencies import Authorized
 from ..metrics import Metrics
+from ..openapi import METRICS_TYPE, errors
 
 router = APIRouter()
+PROMETHEUS_TEXT = {
+    200: {
+        "description": "Prometheus' text exposition format",
+        "content": {METRICS_TYPE: {"schema": {"type": "string"}}},
+    },
+    **errors(401, 403),
+}
 
 
-@router.get("/metrics", dependencies=[Authorized])
+@router.get(
+    "/metrics", dependencies=[Authorized], response_class=Response, responses=PROMETHEUS_TEXT
+)
 async def metrics(request: Request) -> Response:
     """Request counts, time to first audio, real-time factor, queue, workers, GPU memory."""
     registry: Metrics = request.app.state.metrics

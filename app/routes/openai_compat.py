@@ -9,21 +9,26 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Security
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common.params import SynthesisParams
 from common.settings import Settings
-from common.validation import first_problem
+from common.validation import first_problem, printable
 from common.variants import Variant
+from common.voices.errors import VoiceError
+from common.voices.library import check_voice_id
 
 from ..audio_stream import encoded, encoder_for
 from ..auth import check_api_key
-from ..dependencies import LibraryDep, PoolDep, SettingsDep
+from ..dependencies import HeaderKey, LibraryDep, PoolDep, QueryKey, SettingsDep
 from ..errors import ApiError
+from ..json_body import read_json_object
+from ..openapi import SSE, errors, json_request, media_types, synthesis
 from ..schemas import SpeechRequest
 from ..speech import start_speech
 from ..streams import RequestStream, StreamFailed
@@ -46,6 +51,7 @@ class OpenAIError(Exception):
         code: str,
         headers: dict[str, str] | None = None,
     ) -> None:
+        message, param = printable(message), printable(param) if param else param
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
         self.headers = headers
@@ -62,7 +68,16 @@ class OpenAIError(Exception):
         return JSONResponse({"error": body}, status_code=self.status, headers=self.headers)
 
 
-def openai_auth(request: Request, settings: SettingsDep) -> None:
+BearerKey = Annotated[HTTPAuthorizationCredentials | None, Security(HTTPBearer(auto_error=False))]
+
+
+def openai_auth(
+    request: Request,
+    settings: SettingsDep,
+    _bearer: BearerKey,
+    _header: HeaderKey,
+    _query: QueryKey,
+) -> None:
     """X-API-Key, api_key, or else OpenAI's ``Authorization: Bearer KEY``.
 
     An explicit key wins: behind RunPod's load balancer the Authorization header may carry
@@ -100,7 +115,12 @@ class SpeechBody(BaseModel):
     instructions: str | None = None
 
 
-@router.post("/audio/speech")
+@router.post(
+    "/audio/speech",
+    response_class=StreamingResponse,
+    responses=synthesis(*media_types(*FORMATS.values()), SSE, openai=True, body=True),
+    openapi_extra=json_request(SpeechBody.model_json_schema()),
+)
 async def speech(
     request: Request, settings: SettingsDep, pool: PoolDep, library: LibraryDep
 ) -> StreamingResponse:
@@ -122,7 +142,7 @@ async def speech(
     if body.stream_format == "sse":
         return AudioStreamResponse(
             _sse(stream, encoded(stream, encoder)), on_close=lambda: pool.release(stream),
-            media_type="text/event-stream", headers=headers,
+            media_type=SSE, headers=headers,
         )  # fmt: skip
     return AudioStreamResponse(
         _audio(stream, encoded(stream, encoder)), on_close=lambda: pool.release(stream),
@@ -132,11 +152,11 @@ async def speech(
 
 async def _body(request: Request, settings: Settings) -> SpeechBody:
     try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        data = None
-    if not isinstance(data, dict):
-        raise OpenAIError(400, "the body must be a JSON object", None, "invalid_json")
+        data = await read_json_object(request)
+    except ApiError as error:  # too large (413), or not a JSON object within bounds
+        if error.status == 413:
+            raise OpenAIError.from_api_error(error) from None
+        raise OpenAIError(400, error.message, None, "invalid_json") from None
     try:
         body = SpeechBody.model_validate(data)
     except ValidationError as error:
@@ -166,7 +186,10 @@ def _voice_id(voice: str, settings: Settings) -> str | None:
     """Our voice id for OpenAI's ``voice``: its built-in names map to OPENAI_DEFAULT_VOICE."""
     if voice.lower() in OPENAI_VOICES:
         return settings.openai_default_voice
-    return voice
+    try:
+        return check_voice_id(voice)
+    except VoiceError as error:
+        raise OpenAIError(400, str(error), "voice", "invalid_value") from None
 
 
 def _param(field: str | None) -> str | None:
@@ -196,7 +219,7 @@ async def _sse(stream: RequestStream, chunks: AsyncIterator[bytes]) -> AsyncIter
     yield f"data: {json.dumps(done)}\n\n".encode()
 
 
-@router.get("/models")
+@router.get("/models", responses=errors(401, openai=True))
 async def models(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
     served = pool.status().variant or (settings.model_variant or Variant.ENGLISH).value
     data = [{"id": name, "object": "model", "created": 0, "owned_by": "resemble-ai"}
@@ -204,7 +227,7 @@ async def models(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-@router.get("/audio/voices")
+@router.get("/audio/voices", responses=errors(401, openai=True))
 async def voices(library: LibraryDep, settings: SettingsDep) -> dict[str, Any]:
     ours = [{"voice_id": v.voice_id, "name": v.voice_id} for v in library.voices()]
     default = settings.openai_default_voice or "the model's built-in voice"

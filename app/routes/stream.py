@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from typing import Any
@@ -20,6 +19,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from common.log_setup import request_id_var
 from common.protocol import TextPiece
 from common.settings import Settings
+from common.validation import printable
 from common.voices.library import VoiceLibrary
 
 from ..audio_stream import encoded, encoder_for
@@ -27,9 +27,10 @@ from ..auth import check_api_key
 from ..dependencies import LibraryDep, PoolDep, SettingsDep
 from ..encoding import Encoder, output_rate
 from ..errors import ApiError, error_response
+from ..json_body import InvalidJson, parse_json_object
 from ..pool import WorkerPool
 from ..request_ids import current_request_id
-from ..schemas import InvalidRequest, parse_speech_request
+from ..schemas import InvalidRequest, parse_speech_request, text_piece
 from ..speech import start_speech
 from ..streams import RequestStream, StreamFailed
 
@@ -61,6 +62,13 @@ async def _deny(websocket: WebSocket, error: ApiError) -> None:
         await websocket.send_denial_response(error_response(error))
     except RuntimeError:  # the server lacks the denial-response extension
         await websocket.close(code=POLICY_VIOLATION, reason=error.message[:120])
+
+
+def _text_piece(text: object) -> str:
+    try:
+        return text_piece(text)
+    except InvalidRequest as error:
+        raise ClientError("invalid_request", str(error), error.field) from None
 
 
 class ClientError(Exception):
@@ -118,12 +126,9 @@ class StreamSession:
     @staticmethod
     def _parse(message: str) -> dict[str, Any]:
         try:
-            data = json.loads(message)
-        except json.JSONDecodeError:
-            raise ClientError("invalid_message", "messages must be JSON objects") from None
-        if not isinstance(data, dict):
-            raise ClientError("invalid_message", "messages must be JSON objects")
-        return data
+            return parse_json_object(message, "a message")
+        except InvalidJson as error:
+            raise ClientError("invalid_message", str(error)) from None
 
     async def _handle(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
@@ -133,10 +138,7 @@ class StreamSession:
         elif kind == "start":
             await self._start(data)
         elif kind == "text":
-            text = data.get("text")
-            if not isinstance(text, str):
-                raise ClientError("invalid_request", "text must be a string", "text")
-            self._send_text(TextPiece(request_id="", text=text))
+            self._send_text(TextPiece(request_id="", text=_text_piece(data.get("text"))))
         elif kind == "flush":
             self._send_text(TextPiece(request_id="", flush=True))
         elif kind == "end":
@@ -157,6 +159,7 @@ class StreamSession:
             )
         fields = {k: v for k, v in data.items() if k != "type"}
         text = fields.pop("text", None)
+        text = None if text is None else _text_piece(text)  # refused before a worker is taken
         try:
             speech = parse_speech_request(fields, self.settings, text_required=False)
         except InvalidRequest as error:
@@ -181,8 +184,6 @@ class StreamSession:
         )
         utterance.task = asyncio.create_task(self._forward(utterance))
         if text is not None:
-            if not isinstance(text, str):
-                raise ClientError("invalid_request", "text must be a string", "text")
             self._send_text(TextPiece(request_id="", text=text))
 
     def _send_text(self, piece: TextPiece) -> None:
@@ -250,9 +251,9 @@ class StreamSession:
     async def _error(
         self, code: str, message: str, field: str | None = None, request_id: str | None = None
     ) -> None:
-        event: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        event: dict[str, Any] = {"type": "error", "code": code, "message": printable(message)}
         if field:
-            event["field"] = field
+            event["field"] = printable(field)
         if request_id:
             event["request_id"] = request_id
         await self.ws.send_json(event)

@@ -8,12 +8,14 @@ Every check runs before anything is written: size (413), decodable audio (415), 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import wave
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from common.audio import SAMPLE_RATE
@@ -25,15 +27,25 @@ from common.voices.library import Voice, VoiceLibrary, sanitize_voice_id
 
 from ..dependencies import Authorized, LibraryDep, PoolDep, SettingsDep
 from ..errors import voice_api_error
+from ..openapi import binary, errors
 from ..pool import WorkerPool
 
 router = APIRouter(dependencies=[Authorized])
+VoiceId = Annotated[
+    str, PathParam(description="a voice id; the extension may be left out", examples=["anna.wav"])
+]
 MEDIA_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".flac": "audio/flac",
                ".ogg": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4",
                ".aac": "audio/aac", ".webm": "audio/webm"}  # fmt: skip
+OTHER_TYPE = "application/octet-stream"
+ONE_VOICE = errors(400, 401, 403, 404)
+CLIP = {
+    **binary("The clip as uploaded", *sorted(set(MEDIA_TYPES.values())), OTHER_TYPE),
+    **ONE_VOICE,
+}
 
 
-@router.post("/voices", status_code=201)
+@router.post("/voices", status_code=201, responses=errors(400, 401, 403, 409, 413, 415, 422))
 async def upload_voice(
     library: LibraryDep,
     settings: SettingsDep,
@@ -81,7 +93,7 @@ def _variant(pool: WorkerPool, settings: Settings) -> Variant:
     return Variant(served) if served else settings.model_variant or Variant.ENGLISH
 
 
-@router.get("/voices")
+@router.get("/voices", responses=errors(401, 403, 422))
 async def list_voices(
     library: LibraryDep, details: bool = False
 ) -> list[str] | list[dict[str, Any]]:
@@ -89,25 +101,38 @@ async def list_voices(
     voices = await asyncio.to_thread(library.voices)
     if not details:
         return [voice.voice_id for voice in voices]
-    return [await asyncio.to_thread(_describe, library, voice) for voice in voices]
+    described = []
+    for voice in voices:
+        with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+            described.append(await asyncio.to_thread(_describe, library, voice))
+    return described
 
 
-@router.get("/voices/{voice_id}")
-async def get_voice(voice_id: str, library: LibraryDep) -> dict[str, Any]:
+@router.get("/voices/{voice_id}", responses=ONE_VOICE)
+async def get_voice(voice_id: VoiceId, library: LibraryDep) -> dict[str, Any]:
     voice = _find(library, voice_id)
-    return await asyncio.to_thread(_describe, library, voice)
+    try:
+        return await asyncio.to_thread(_describe, library, voice)
+    except FileNotFoundError:  # deleted meanwhile
+        raise voice_api_error(_gone(voice)) from None
 
 
-@router.get("/voices/{voice_id}/audio")
-async def voice_audio(voice_id: str, library: LibraryDep) -> FileResponse:
+@router.get("/voices/{voice_id}/audio", response_class=FileResponse, responses=CLIP)
+async def voice_audio(voice_id: VoiceId, library: LibraryDep) -> FileResponse:
     """The original reference clip, as uploaded."""
     voice = _find(library, voice_id)
-    media_type = MEDIA_TYPES.get(voice.path.suffix.lower(), "application/octet-stream")
-    return FileResponse(voice.path, media_type=media_type, filename=voice.voice_id)
+    try:
+        stat = await asyncio.to_thread(voice.path.stat)
+    except FileNotFoundError:  # deleted meanwhile
+        raise voice_api_error(_gone(voice)) from None
+    media_type = MEDIA_TYPES.get(voice.path.suffix.lower(), OTHER_TYPE)
+    return FileResponse(
+        voice.path, media_type=media_type, filename=voice.voice_id, stat_result=stat
+    )
 
 
-@router.delete("/voices/{voice_id}")
-async def delete_voice(voice_id: str, library: LibraryDep, pool: PoolDep) -> dict[str, str]:
+@router.delete("/voices/{voice_id}", responses=ONE_VOICE)
+async def delete_voice(voice_id: VoiceId, library: LibraryDep, pool: PoolDep) -> dict[str, str]:
     try:
         voice = await asyncio.to_thread(library.delete, voice_id)
     except VoiceError as error:
@@ -121,6 +146,10 @@ def _find(library: VoiceLibrary, voice_id: str) -> Voice:
         return library.find(voice_id)
     except VoiceError as error:
         raise voice_api_error(error) from None
+
+
+def _gone(voice: Voice) -> VoiceError:
+    return VoiceError("not_found", f"voice {voice.voice_id!r} not found")
 
 
 def _describe(library: VoiceLibrary, voice: Voice) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pyloudnorm
 
-from ..audio import SAMPLE_RATE, AudioDecodeError, decode_audio, int16_bytes
+from ..audio import SAMPLE_RATE, AudioDecodeError, AudioTooLong, decode_audio, int16_bytes
 from ..variants import TURBO_MIN_REFERENCE_SECONDS, Variant
 from .errors import VoiceError
 
@@ -30,15 +30,7 @@ def check_upload(data: bytes, max_bytes: int, max_seconds: float, variant: Varia
         raise VoiceError("too_large", f"the file is over {max_bytes} bytes", "file")
     if not data:
         raise VoiceError("not_audio", "the file is empty", "file")
-    wav = decode(data)
-    seconds = len(wav) / SAMPLE_RATE
-    if seconds > max_seconds:
-        raise VoiceError(
-            "unusable_audio",
-            f"the clip is {seconds:.1f} s; the limit is {max_seconds:g} s (MAX_VOICE_SECONDS); "
-            "10-20 s of clean speech is ideal",
-            "file",
-        )
+    wav = decode(data, max_seconds)
     speech = trim_silence(wav)
     if level_db(wav) < SILENT_DB or level_db(speech) < SILENT_DB:
         message = "the clip is silent (or nearly): record someone speaking"
@@ -54,10 +46,18 @@ def check_upload(data: bytes, max_bytes: int, max_seconds: float, variant: Varia
     return prepare_clip(wav)
 
 
-def decode(data: bytes) -> np.ndarray:
-    """Mono float32 at the model's rate; VoiceError(not_audio) if the bytes are not audio."""
+def decode(data: bytes, max_seconds: float | None = None) -> np.ndarray:
+    """Mono float32 at the model's rate; VoiceError(not_audio) if the bytes are not audio, and
+    (unusable_audio) if they are more than ``max_seconds`` of it."""
     try:
-        return decode_audio(io.BytesIO(data), SAMPLE_RATE)
+        return decode_audio(io.BytesIO(data), SAMPLE_RATE, max_seconds)
+    except AudioTooLong:
+        raise VoiceError(
+            "unusable_audio",
+            f"the clip is over {max_seconds:g} s (MAX_VOICE_SECONDS); 10-20 s of clean speech "
+            "is ideal",
+            "file",
+        ) from None
     except AudioDecodeError:
         raise VoiceError(
             "not_audio",

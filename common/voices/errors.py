@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 VoiceErrorKind = Literal[
-    "invalid_name",  # not a name a voice may be stored under
-    "invalid_id",  # not an id any voice can have
+    "invalid_id",  # not an id any voice can have (library.check_voice_id)
     "not_found",
     "exists",
     "read_only",  # a preloaded voice

@@ -7,6 +7,7 @@ and holds originals only)::
     .prepared/<sha256>/clip.wav     the clip used for cloning: mono 24 kHz, loudness-normalized,
                                     leading and trailing silence trimmed
     .prepared/<sha256>/<variant>.pt the conditioning for one model variant (written by workers)
+    .prepared/<sha256>/.unreferenced  since when no voice has used the entry (common.voices.sweep)
 
 Prepared files are addressed by the SHA-256 of the original's bytes, so they are immutable: an
 overwrite makes a new directory, a request that raced it still reads the old one whole, and a
@@ -18,9 +19,9 @@ concurrent uploads of one id cannot both win.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import re
 import tempfile
 import unicodedata
 import uuid
@@ -35,7 +36,12 @@ from .errors import VoiceError
 
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm", ".opus", ".aac")
 PREPARED = ".prepared"
-_MAX_ID = 128
+UNREFERENCED = ".unreferenced"
+MAX_ID_CHARS = 128
+# UTF-8 bytes. A file name may have 255 bytes on the usual file systems; an id is stored under a
+# temporary name of 38 more bytes first (see _write_temporary) and looked up with a suffix added.
+MAX_ID_BYTES = 200
+_ID_PUNCTUATION = " .()+,'-_"
 
 
 @dataclass(frozen=True)
@@ -53,28 +59,52 @@ class Voice:
         return self.path.stat().st_mtime
 
 
-def sanitize_voice_id(name: str, suffix_from: str | None = None) -> str:
-    """The voice id for a file name; VoiceError(invalid_name) unless it is a plain name."""
-    name = unicodedata.normalize("NFC", name).strip()
-    bad = (
-        not name
-        or name.startswith(".")
-        or any(ch in name for ch in "/\\\0")
-        or ".." in name
-        or any(unicodedata.category(ch)[0] == "C" for ch in name)
-        or len(name) > _MAX_ID
-        or not re.fullmatch(r"[\w][\w .()+,'-]*", name)
-    )
-    if bad:
-        raise VoiceError(
-            "invalid_name",
-            f"voice id {name[:40]!r} is not allowed: use a plain file name (letters, digits, "
-            f"spaces, . _ - ( ) + , '), not starting with a dot, at most {_MAX_ID} characters",
+def check_voice_id(voice_id: str) -> str:
+    """``voice_id`` as voices are stored (NFC, trimmed); VoiceError(invalid_id) unless a voice
+    could have it. The one rule for every id: uploads, lookups, deletions, synthesis, listings.
+    """
+    name = unicodedata.normalize("NFC", voice_id).strip()
+    problem = _id_problem(name)
+    if problem:
+        raise VoiceError("invalid_id", f"voice id {name[:40]!r} is not allowed: {problem}")
+    return name
+
+
+def _id_problem(name: str) -> str | None:
+    size = len(name.encode("utf-8", "surrogatepass"))
+    bad = next((ch for ch in name if not _id_character(ch)), None)
+    if not name:
+        return "it is empty"
+    if len(name) > MAX_ID_CHARS:
+        return f"it has {len(name)} characters; the limit is {MAX_ID_CHARS}"
+    if size > MAX_ID_BYTES:
+        return f"it has {size} bytes in UTF-8; the limit is {MAX_ID_BYTES}"
+    if bad is not None:
+        return (
+            f"it contains {bad!r} (U+{ord(bad):04X}); use letters, digits, combining marks, "
+            "spaces and . _ - ( ) + , '"
         )
+    if not (name[0].isalnum() or name[0] == "_"):
+        return "it must start with a letter, a digit or _ (no dot files, no paths)"
+    if ".." in name:
+        return "it contains '..'"
+    return None
+
+
+def _id_character(ch: str) -> bool:
+    """Letters and digits of any script, their combining marks, and a little punctuation: never
+    a path separator, a control or format character, or half a surrogate pair."""
+    return ch.isalnum() or ch in _ID_PUNCTUATION or unicodedata.category(ch)[0] == "M"
+
+
+def sanitize_voice_id(name: str, suffix_from: str | None = None) -> str:
+    """The voice id for an uploaded file's name: checked, with an audio suffix (the upload's,
+    else .wav) added if it has none; VoiceError(invalid_id) if it is not allowed."""
+    name = check_voice_id(name)
     if not name.lower().endswith(AUDIO_SUFFIXES):
         hint = suffix_from or ""
         suffix = (Path(hint).suffix or (hint if hint.startswith(".") else "")).lower()
-        name += suffix if suffix in AUDIO_SUFFIXES else ".wav"
+        name = check_voice_id(name + (suffix if suffix in AUDIO_SUFFIXES else ".wav"))
     return name
 
 
@@ -98,8 +128,7 @@ class VoiceLibrary:
 
     def find(self, voice_id: str) -> Voice:
         """The voice ``voice_id`` (the extension may be left out); VoiceError(not_found) if none."""
-        if not _is_plain(voice_id) or any(unicodedata.category(c)[0] == "C" for c in voice_id):
-            raise VoiceError("invalid_id", f"voice_id {voice_id[:40]!r} is not a valid voice id")
+        voice_id = check_voice_id(voice_id)
         for directory, preloaded in ((self.voices_dir, False), (self.preloaded_dir, True)):
             for name in (voice_id, *(voice_id + suffix for suffix in AUDIO_SUFFIXES)):
                 if (directory / name).is_file():
@@ -128,6 +157,7 @@ class VoiceLibrary:
         for root in (self.voices_dir / PREPARED, self.fallback_dir):
             clip = root / digest / "clip.wav"
             if clip.is_file():
+                _unmark(clip.parent)
                 return clip, digest
         if prepared is None:
             prepared = prepare_clip(decode(voice.path.read_bytes()))
@@ -168,6 +198,12 @@ class VoiceLibrary:
         voice.path.unlink(missing_ok=True)
         _fsync_dir(self.voices_dir)
         return voice
+
+
+def _unmark(entry: Path) -> None:
+    """The entry is in use: a sweep must not remove it (common.voices.sweep)."""
+    with contextlib.suppress(OSError):  # unmarked (the usual case), or a read-only volume
+        (entry / UNREFERENCED).unlink()
 
 
 def _link_new(temporary: Path, target: Path, voice_id: str) -> None:
@@ -217,9 +253,14 @@ def _audio_files(directory: Path) -> Iterator[Path]:
         return
     for path in directory.iterdir():
         name = path.name
-        if path.is_file() and _is_plain(name) and name.lower().endswith(AUDIO_SUFFIXES):
+        if name.lower().endswith(AUDIO_SUFFIXES) and _is_voice_id(name) and path.is_file():
             yield path
 
 
-def _is_plain(name: str) -> bool:
-    return "/" not in name and "\\" not in name and ".." not in name and not name.startswith(".")
+def _is_voice_id(name: str) -> bool:
+    """A file is a voice if its name is a voice id as it stands (a file copied in by hand may
+    not be: ``check_voice_id`` would refuse it, or normalize it to a name that is not there)."""
+    try:
+        return check_voice_id(name) == name
+    except VoiceError:
+        return False

@@ -137,3 +137,33 @@ def test_env_example_documents_every_setting() -> None:
         if not re.search(rf"^#? ?{name.upper()}=", example, re.M)
     ]
     assert not missing, f".env.example lacks {missing}"
+
+
+def test_make_demo_serves_the_tiny_checkpoint_on_loopback_without_a_key() -> None:
+    """What `make demo` would run (make -n prints the commands without running them)."""
+    result = subprocess.run(["make", "-n", "demo"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    command = next(line for line in result.stdout.splitlines() if "-m app" in line)
+    assert command.split()[:4] == [
+        "HOST=127.0.0.1", "API_KEY=", "MODEL_PATH=.cache/checkpoints/chatterbox-tiny",
+        "MODEL_VARIANT=",
+    ]  # fmt: skip
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^demo: install \$\(TINY_CKPT\)/random_weights\.json$", makefile, re.M)
+    assert "NOISE" in makefile.split("define DEMO_BANNER")[1].split("endef")[0]
+    assert re.search(r"^serve: install\n\t\$\(BIN\)/python -m app$", makefile, re.M)
+
+
+def test_the_image_needs_cuda_12_8_and_the_runpod_files_say_so() -> None:
+    """torch 2.10.0's default build (CUDA 12.8 libraries, driver >= 570), not 2.11's CUDA 13.0
+    (driver >= 580, which RunPod's common hosts lacked)."""
+    lock = (REPO / "requirements.lock").read_text()
+    assert re.search(r"^torch==2\.10\.0$", lock, re.M)
+    assert re.search(r"^nvidia-cuda-runtime-cu12==12\.8\.", lock, re.M)
+    assert "-cu13" not in lock
+    hub = json.loads((REPO / ".runpod" / "hub.json").read_text())["config"]
+    tests = json.loads((REPO / ".runpod" / "tests.json").read_text())["config"]
+    assert hub["allowedCudaVersions"] == tests["allowedCudaVersions"]
+    assert min(hub["allowedCudaVersions"], key=float) == "12.8"
+    for text in (DOCKERFILE, (REPO / "DEPLOYMENT.md").read_text()):
+        assert "driver >= 570" in text and "CUDA 12.8" in text

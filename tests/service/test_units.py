@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.audio_format import format_from_accept
 from app.auth import key_matches, startup_problem
+from app.json_body import InvalidJson, parse_json_object
 from app.pool.workers import plan_workers
 from app.schemas import InvalidRequest, parse_speech_request
 from common.settings import Settings
@@ -51,3 +53,26 @@ def test_a_streaming_start_may_come_without_text_but_a_request_may_not() -> None
     with pytest.raises(InvalidRequest) as error:
         parse_speech_request({}, settings())
     assert error.value.field == "text"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "levels deep"),  # RecursionError in the parser
+        (b'{"a": ' + b"[" * 16 + b"]" * 16 + b"}", "levels deep"),  # 17 levels: over the bound
+        (b'{"seed": ' + b"9" * 5000 + b"}", "4300 digits"),  # ValueError in int()
+        (b"\xff{}", "must be a JSON object"),
+        (b"[1, 2]", "not list"),
+        (b"{", "line 1, column 2"),
+    ],
+)
+def test_json_bodies_are_parsed_within_bounds(body: bytes, problem: str) -> None:
+    with pytest.raises(InvalidJson) as refused:
+        parse_json_object(body)
+    assert problem in str(refused.value)
+    assert parse_json_object(b'{"a": ' + b"[" * 15 + b"]" * 15 + b"}")  # 16 levels: allowed
+
+
+def test_accept_q_values_outside_zero_to_one_exclude_the_type() -> None:
+    assert format_from_accept("audio/wav;q=nan, audio/mpeg;q=1e999, audio/flac;q=0.5") == "flac"
+    assert format_from_accept("audio/wav;q=-1") is None
