@@ -33,6 +33,10 @@ class Transport:
         self.sync_context = zmq.Context()  # for sends, which use NOBLOCK on plain sockets
         self.results = self.context.socket(zmq.PULL)
         self.control = self.sync_context.socket(zmq.PUB)
+        # Nothing left unsent is worth waiting for at close, and a context collected without
+        # close() (a pool never started) must not hang in it either.
+        for socket in (self.results, self.control):
+            socket.setsockopt(zmq.LINGER, 0)
 
     def bind(self) -> None:
         self.results.bind(self.results_endpoint)

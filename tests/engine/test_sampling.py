@@ -32,6 +32,12 @@ def test_top_p_keeps_the_smallest_set_reaching_the_mass() -> None:
     assert draws(logits, config) == {0, 1}
 
 
+def test_a_tiny_top_p_still_keeps_the_most_likely_token() -> None:
+    logits = torch.log(torch.tensor([[0.2, 0.5, 0.3]]))
+    config = SamplingConfig(1.0, top_p=0.0, min_p=0.0, repetition_penalty=1.0)
+    assert draws(logits, config) == {1}
+
+
 def test_min_p_drops_tokens_far_below_the_best() -> None:
     logits = torch.log(torch.tensor([[0.6, 0.3, 0.05, 0.05]]))
     config = SamplingConfig(1.0, top_p=1.0, min_p=0.2, repetition_penalty=1.0)

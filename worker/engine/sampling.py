@@ -109,7 +109,9 @@ def _top_p(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     sorted_probs, order = probs.sort(dim=-1, descending=True)
     total = sorted_probs.sum(dim=-1, keepdim=True)
     before = (sorted_probs.cumsum(dim=-1) - sorted_probs) / total  # mass of the more likely ones
-    sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
+    drop = before >= top_p
+    drop[:, 0] = False  # the most likely token stays, however small top_p is
+    sorted_probs = sorted_probs.masked_fill(drop, 0.0)
     return torch.zeros_like(probs).scatter(-1, order, sorted_probs)
 
 
