@@ -115,6 +115,8 @@ def test_runpod_hub_files_name_real_settings() -> None:
         assert entry["key"] in known, f"hub.json sets {entry['key']}, which nothing reads"
     fixed = {e["key"]: e["value"] for e in hub["config"]["env"] if "value" in e}
     Settings(service_mode=fixed["SERVICE_MODE"], data_dir=fixed["DATA_DIR"])  # valid values
+    for preset in hub["config"]["presets"]:
+        Settings(**{key.lower(): value for key, value in preset["defaults"].items()})
     assert tests["tests"] and all("text" in t["input"] for t in tests["tests"])
 
 
