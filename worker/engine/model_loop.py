@@ -48,14 +48,19 @@ class ModelLoop:
         """Drop the work of an event loop that is gone (requests that can no longer listen)."""
         raise NotImplementedError
 
-    def wake(self) -> None:
-        """Something changed that may give the loop work (call from the event loop's thread)."""
+    def bind(self) -> None:
+        """Run the loop in the running event loop; the work of an earlier one is dropped. Call
+        before adding work (from the event loop's thread)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._task is None or self._task.done():
             if self._loop is not None and self._loop is not loop:
                 self.forget()
             self._loop, self._wake = loop, asyncio.Event()
             self._task = loop.create_task(self._run(), name=f"{self.name}-loop")
+
+    def wake(self) -> None:
+        """Something changed that may give the loop work."""
+        self.bind()
         self._wake.set()
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -66,7 +71,7 @@ class ModelLoop:
             return await self._loop.run_in_executor(self.executor, fn, *args)
 
     def close(self) -> None:
-        if self._task is not None:
+        if self._task is not None and self._loop is not None and not self._loop.is_closed():
             self._task.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)
 

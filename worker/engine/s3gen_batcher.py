@@ -61,6 +61,7 @@ class S3GenBatcher(ModelLoop):
         if isinstance(work, np.ndarray):
             return work
         job = WindowJob(stream.inputs(work), progress, asyncio.get_running_loop().create_future())
+        self.bind()
         self.waiting.append(job)
         self.wake()
         return stream.complete(work, await job.future)

@@ -68,6 +68,7 @@ class T3Batcher(ModelLoop):
         self.runner = T3Runner(model, slots, context)
 
     def add(self, sequence: T3Sequence) -> None:
+        self.bind()
         self.scheduler.add(sequence)
         self.wake()
 
