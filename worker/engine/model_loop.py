@@ -33,9 +33,6 @@ class ModelLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # Shared by the loops of an engine whose device cannot run two models at once without
-        # slowing both (a CPU's few cores): they then take turns.
-        self.device_lock: asyncio.Lock | None = None
 
     def has_work(self) -> bool:
         raise NotImplementedError
@@ -65,10 +62,7 @@ class ModelLoop:
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
-        if self.device_lock is None:
-            return await self._loop.run_in_executor(self.executor, fn, *args)
-        async with self.device_lock:
-            return await self._loop.run_in_executor(self.executor, fn, *args)
+        return await self._loop.run_in_executor(self.executor, fn, *args)
 
     def close(self) -> None:
         if self._task is not None and self._loop is not None and not self._loop.is_closed():
