@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import machine  # noqa: E402
-from bench_service import KEY, start_service  # noqa: E402
+from bench_service import KEY, report, start_service  # noqa: E402
 
 from common.params import SynthesisParams  # noqa: E402
 from worker.engine.loading import LoadedModel, load_model  # noqa: E402
@@ -206,10 +206,7 @@ def main() -> None:
         "dtype": args.dtype,
         **asyncio.run(run(args)),
     }
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+    report(result, args.out)
 
 
 if __name__ == "__main__":

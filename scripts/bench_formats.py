@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ import numpy as np
 import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_service import KEY, TEXT, start_service
+from bench_service import KEY, TEXT, report, start_service
 
 from app.encoding import FORMATS, make_encoder, output_rate
 
@@ -150,9 +149,7 @@ def main() -> None:
         "tokens": TOKENS,
         "runs": args.runs,
     }
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
+    report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,15 @@ TEXT = "Streaming speech should start at once, long before the sentence is done.
 WAV_HEADER = 44
 
 
+def report(result: dict[str, Any], out: Path | None) -> None:
+    """Print a benchmark's result as JSON and, with ``--out``, write it there too."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-path", required=True)
@@ -220,10 +229,7 @@ def main() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+    report(result, args.out)
 
 
 if __name__ == "__main__":
