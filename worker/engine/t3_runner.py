@@ -75,17 +75,13 @@ class T3Runner:
     def step(self, plan: T3Step) -> T3Result:
         self._move(plan.moves)
         lengths = self._prefill(plan.prefill)
-        sampling = [s for s in plan.slots if s.sample]
+        sampling = [i for i, s in enumerate(plan.slots) if s.sample]
         tokens = self._sample(plan.slots, sampling)
         if sampling:
             positions = [lengths.get(i, s.position) for i, s in enumerate(plan.slots)]
-            self._decode(plan.slots, positions, tokens)
+            self._decode(plan.slots, sampling, positions, tokens)
         drawn = tokens.tolist()  # the step's one sync with the CPU
-        slot_of = {id(s.sequence): i for i, s in enumerate(plan.slots)}
-        return T3Result(
-            tokens={slot_of[id(s.sequence)]: t for s, t in zip(sampling, drawn, strict=True)},
-            prefill_lengths=lengths,
-        )
+        return T3Result(tokens=dict(zip(sampling, drawn, strict=True)), prefill_lengths=lengths)
 
     # --- slots --------------------------------------------------------------------------------
 
@@ -149,10 +145,11 @@ class T3Runner:
 
     # --- sampling -----------------------------------------------------------------------------
 
-    def _sample(self, slots: tuple[SlotStep, ...], sampling: list[SlotStep]) -> torch.Tensor:
-        if not sampling:
+    def _sample(self, slots: tuple[SlotStep, ...], indices: list[int]) -> torch.Tensor:
+        """The next token of each slot in ``indices`` (the slots that sample this step)."""
+        if not indices:
             return torch.zeros(0, dtype=torch.long, device=self.device)
-        indices = [i for i, s in enumerate(slots) if s.sample]
+        sampling = [slots[i] for i in indices]
         cond_rows = torch.tensor([i * self.rows_per_slot for i in indices], device=self.device)
         logits = self.logits[cond_rows]
         if self.rows_per_slot == 2:
@@ -174,13 +171,14 @@ class T3Runner:
     # --- decode -------------------------------------------------------------------------------
 
     def _decode(
-        self, slots: tuple[SlotStep, ...], positions: list[int], tokens: torch.Tensor
-    ) -> None:
-        """Feed each sampling slot's token (the others ride along with zeros), refresh logits."""
+        self, slots: tuple[SlotStep, ...], indices: list[int], positions: list[int],
+        tokens: torch.Tensor,
+    ) -> None:  # fmt: skip
+        """Feed the token of each slot in ``indices`` (the others ride along with zeros) and
+        refresh those slots' logits."""
         rows, width = len(slots) * self.rows_per_slot, self.t3.dim
         embeds = torch.zeros(rows, 1, width, dtype=self.t3.speech_emb.weight.dtype,
                              device=self.device)  # fmt: skip
-        indices = [i for i, s in enumerate(slots) if s.sample]
         fed = self.t3.speech_emb(tokens)
         if not self.turbo:
             speech_positions = torch.tensor(
