@@ -30,6 +30,8 @@ from .params import (
 from .variants import Variant
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+# KV-cache positions per T3 slot: a default 150-character chunk fits in every variant.
+KV_CACHE_TOKENS = 1024
 _DEFAULTS = SynthesisParams()
 # Each TTS_* setting and the request parameter whose default it sets.
 TTS_SETTINGS = {
@@ -68,7 +70,7 @@ class Settings(BaseSettings):
         "what fits on its GPU (8 on a CPU)",
     )
     kv_cache_tokens: int = Field(
-        1024,
+        KV_CACHE_TOKENS,
         ge=256,
         le=16384,
         description="KV-cache positions per slot, allocated up front: a text chunk's prompt "

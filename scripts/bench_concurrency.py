@@ -37,6 +37,7 @@ from bench import machine  # noqa: E402
 from bench_service import KEY, report, start_service  # noqa: E402
 
 from common.params import SynthesisParams  # noqa: E402
+from common.settings import KV_CACHE_TOKENS  # noqa: E402
 from worker.engine.loading import LoadedModel, load_model  # noqa: E402
 from worker.engine.pipeline import StreamingEngine  # noqa: E402
 from worker.engine.sampling import sampling_config  # noqa: E402
@@ -117,7 +118,7 @@ def summarize(streams: int, runs: list[Run]) -> dict[str, Any]:
 
 async def t3_tokens_per_second(model: LoadedModel, streams: int, tokens: int) -> float:
     """T3 alone: ``streams`` sequences of ``tokens`` tokens stepped together."""
-    t3 = T3Batcher(model, streams, 1024)
+    t3 = T3Batcher(model, streams, KV_CACHE_TOKENS)
     params = SynthesisParams(seed=1)
     voice = model.builtin_voice
     assert voice is not None

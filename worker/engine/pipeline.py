@@ -25,6 +25,7 @@ import torch
 
 from common.audio import SAMPLE_RATE, int16_bytes
 from common.params import SynthesisParams
+from common.settings import KV_CACHE_TOKENS
 from common.variants import SUPPORTED_LANGUAGES, Variant
 
 from .budgets import longest_chunk, slice_size, token_budget, window_size
@@ -44,7 +45,6 @@ _END = object()
 _DRAIN = object()  # T3 -> S3Gen: no more text for now, decode what you have
 _SEGMENT_END = object()  # T3 -> S3Gen: the client flushed, finish this stretch of audio
 DEFAULT_SLOTS = 8
-DEFAULT_CONTEXT = 1024  # KV positions per slot: a default 150-character chunk fits every variant
 DEFAULT_MAX_WINDOWS = 16
 CPU_FIRST_WINDOWS = 1
 
@@ -97,7 +97,7 @@ class StreamingEngine:
         model: LoadedModel,
         bounds: QueueBounds | None = None,
         slots: int = DEFAULT_SLOTS,
-        context: int = DEFAULT_CONTEXT,
+        context: int = KV_CACHE_TOKENS,
         max_windows: int = DEFAULT_MAX_WINDOWS,
         first_windows: int | None = None,
         threads: int | None = None,
