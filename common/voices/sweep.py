@@ -55,7 +55,8 @@ def sweep_prepared(library: VoiceLibrary, grace_seconds: float) -> Swept:
             swept.marked += _mark(mark)
         elif time.time() - marked >= grace_seconds:
             expired.append(entry)
-    referenced = references(library)  # again: a voice may have taken an entry meanwhile
+    if expired:  # look again: a voice may have taken an entry meanwhile
+        referenced = references(library)
     for entry in expired:
         if entry.name not in referenced and _mtime(entry / UNREFERENCED) is not None:
             swept.removed += _discard(entry, root)
