@@ -42,12 +42,9 @@ def server(english_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         queue_timeout_seconds=60,
         max_voice_upload_bytes=2_000_000,
         max_voice_seconds=30,
-    ).start()
-    try:
-        service.wait_ready()
+    )
+    with service.running():
         yield service
-    finally:
-        service.stop()
 
 
 @pytest.fixture(scope="session")

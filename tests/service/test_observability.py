@@ -89,12 +89,8 @@ def json_server(english_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """One worker, JSON logs to a file, and a health port of its own."""
     workdir = tmp_path_factory.mktemp("json-logs")
     service = Server(english_dir, workdir, log_format="json", port_health=free_port())
-    service.start(log=workdir / "service.log")
-    try:
-        service.wait_ready()
+    with service.running(log=workdir / "service.log"):
         yield service
-    finally:
-        service.stop()
 
 
 def test_every_log_line_is_json_and_names_the_request(json_server: Server) -> None:

@@ -50,12 +50,8 @@ def fuzzed(english_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
                      max_text_chars=40, openai_max_input_chars=40,
                      max_voice_upload_bytes=300_000)  # fmt: skip
     (service.preloaded_dir / "anna.wav").write_bytes(clip_bytes(workdir))
-    service.start(log=workdir / "service.log")
-    try:
-        service.wait_ready()
+    with service.running(log=workdir / "service.log"):
         yield service
-    finally:
-        service.stop()
 
 
 @pytest.mark.timeout(600)

@@ -9,6 +9,8 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,17 @@ class Server:
         if output is not None:
             output.close()  # the child holds its own copy
         return self
+
+    @contextmanager
+    def running(self, log: Path | None = None) -> Iterator[Server]:
+        """Started and ready inside the block (for fixtures); stopped after it, whatever
+        happened."""
+        self.start(log=log)
+        try:
+            self.wait_ready()
+            yield self
+        finally:
+            self.stop()
 
     def wait_ready(self, timeout: float = 180.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -39,11 +39,8 @@ def second(server: Server, english_dir: Path, tmp_path_factory: pytest.TempPathF
     assert stored.is_file()
     other = Server(english_dir, tmp, voices_dir=server.voices_dir, precache_voices="true")
     other.stored_mtime = stored.stat().st_mtime_ns  # type: ignore[attr-defined]
-    try:
-        other.start().wait_ready()
+    with other.running():
         yield other
-    finally:
-        other.stop()
 
 
 def test_a_restart_finds_voices_ready_without_recomputing(second: Server, server: Server) -> None:
