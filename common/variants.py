@@ -1,4 +1,4 @@
-"""The three Chatterbox variants and the files each needs (torch-free).
+"""The Chatterbox variants and the files each needs (torch-free).
 
 The file names are those of the upstream checkpoints on the Hugging Face Hub; a local
 ``MODEL_PATH`` directory uses the same layout.
@@ -15,7 +15,14 @@ class Variant(StrEnum):
 
     ENGLISH = "chatterbox"
     TURBO = "chatterbox-turbo"
+    NANO = "chatterbox-nano"
     MULTILINGUAL = "chatterbox-multilingual"
+
+    @property
+    def turbo_family(self) -> bool:
+        """Turbo's class upstream (``ChatterboxTurboTTS``): a GPT-2 T3 without CFG, exaggeration
+        or min_p, the meanflow S3Gen, a loudness-normalised reference. Nano is a smaller Turbo."""
+        return self in (Variant.TURBO, Variant.NANO)
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class VariantFiles:
     @property
     def hub_patterns(self) -> list[str]:
         """What to fetch from ``repo_id``. Turbo's GPT-2 tokenizer is several files of its own."""
-        if self.repo_id.endswith("-turbo"):
+        if self.repo_id.endswith(("-turbo", "-nano")):
             return ["*.safetensors", "*.json", "*.txt", "*.pt", "*.model"]
         return [*self.required, self.builtin_voice]
 
@@ -55,6 +62,13 @@ FILES: dict[Variant, VariantFiles] = {
         t3="t3_turbo_v1.safetensors",
         s3gen="s3gen_meanflow.safetensors",
         tokenizer=("tokenizer_config.json",),  # GPT-2 tokenizer files, read by AutoTokenizer
+    ),
+    Variant.NANO: VariantFiles(
+        repo_id="ResembleAI/chatterbox-nano",
+        voice_encoder="ve.safetensors",
+        t3="t3_nano_v1.safetensors",
+        s3gen="s3gen_meanflow.safetensors",
+        tokenizer=("tokenizer_config.json",),
     ),
     Variant.MULTILINGUAL: VariantFiles(
         repo_id="ResembleAI/chatterbox",

@@ -20,7 +20,7 @@ from .errors import VoiceError
 TARGET_LUFS = -27.0  # upstream Turbo's reference level
 SILENCE_DB = -40.0  # trim what is this far below the clip's loudest 20 ms
 SILENT_DB = -50.0  # a clip (or its sound) quieter than this is refused as silent
-MIN_SOUND_SECONDS = {Variant.TURBO: TURBO_MIN_REFERENCE_SECONDS}
+MIN_SOUND_SECONDS = {v: TURBO_MIN_REFERENCE_SECONDS for v in Variant if v.turbo_family}
 DEFAULT_MIN_SOUND_SECONDS = 1.0
 
 

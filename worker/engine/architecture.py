@@ -58,7 +58,7 @@ def t3_config(variant: Variant, spec: Spec | None = None) -> T3Config:
     """The upstream ``T3Config`` of a variant, with a reduced backbone when ``spec`` says so."""
     if variant is Variant.MULTILINGUAL:
         hp = T3Config.multilingual()
-    elif variant is Variant.TURBO:
+    elif variant.turbo_family:
         hp = _turbo_config()
     else:
         hp = T3Config.english_only()
@@ -98,7 +98,7 @@ def _register_backbone(base_name: str, overrides: Spec) -> str:
 
 def build_t3(variant: Variant, spec: Spec | None = None) -> T3:
     t3 = T3(t3_config(variant, spec))
-    if variant is Variant.TURBO:
+    if variant.turbo_family:
         # Turbo feeds embeddings directly; upstream deletes the unused GPT-2 token table.
         del t3.tfmr.wte
     return t3
@@ -109,7 +109,7 @@ def build_voice_encoder() -> VoiceEncoder:
 
 
 def build_s3gen(variant: Variant, spec: Spec | None = None) -> S3Gen:
-    meanflow = variant is Variant.TURBO
+    meanflow = variant.turbo_family
     if not spec:
         return S3Gen(meanflow=meanflow)
     return assemble_s3gen(spec, meanflow=meanflow)

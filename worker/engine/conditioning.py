@@ -20,7 +20,7 @@ import torch
 from chatterbox.models.t3.modules.cond_enc import T3Cond
 
 from common.audio import SAMPLE_RATE, decode_audio, resample
-from common.variants import REFERENCE_WINDOW_SECONDS, TURBO_MIN_REFERENCE_SECONDS, Variant
+from common.variants import REFERENCE_WINDOW_SECONDS, TURBO_MIN_REFERENCE_SECONDS
 
 from .errors import InvalidRequestError
 
@@ -89,7 +89,7 @@ def compute_conditioning(
     """Compute a voice's conditioning from a mono clip, as upstream ``prepare_conditionals``."""
     wav24 = resample(np.asarray(wav, dtype=np.float32), sample_rate, SAMPLE_RATE)
     seconds = wav24.size / SAMPLE_RATE
-    if model.variant is Variant.TURBO:
+    if model.variant.turbo_family:
         if seconds <= TURBO_MIN_REFERENCE_SECONDS:
             raise InvalidRequestError(
                 "voice",
@@ -107,7 +107,7 @@ def compute_conditioning(
     gen = {k: (v.detach() if torch.is_tensor(v) else v) for k, v in gen.items()}
     prompt_tokens = None
     if plen := model.t3.hp.speech_cond_prompt_len:
-        prompt_seconds = 15 if model.variant is Variant.TURBO else 6
+        prompt_seconds = 15 if model.variant.turbo_family else 6
         tokens, _ = model.s3gen.tokenizer.forward([wav16[: prompt_seconds * S3_SR]], max_len=plen)
         prompt_tokens = torch.atleast_2d(tokens).to(device)
     embeds = model.voice_encoder.embeds_from_wavs([wav16], sample_rate=S3_SR)

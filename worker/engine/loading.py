@@ -219,7 +219,7 @@ def _read_state(path: Path) -> dict[str, Any]:
 
 
 def _tokenizer(variant: Variant, checkpoint: Path) -> Tokenize:
-    if variant is Variant.TURBO:
+    if variant.turbo_family:
         from transformers import AutoTokenizer
 
         hf_tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))

@@ -260,7 +260,7 @@ class StreamingEngine:
             prompt=T3Prompt(request.voice.t3_cond_for(params.exaggeration, model.dtype), ids),
             budget=min(params.fixed_token_count or token_budget(text, limit), limit),
             sampling=sampling_config(model.variant, params),
-            cfg_weight=0.0 if model.variant is Variant.TURBO else params.cfg_weight,
+            cfg_weight=0.0 if model.variant.turbo_family else params.cfg_weight,
             ignore_eos=params.fixed_token_count is not None,
             generator=generator,
             on_tokens=buffer.push,

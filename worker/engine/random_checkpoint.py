@@ -88,7 +88,7 @@ def write_checkpoint(variant: Variant, size: str, out_dir: Path, seed: int = 0) 
 def _write_into(staging: Path, variant: Variant, size: str, seed: int) -> None:
     arch = architecture(variant, size)
     t3_spec = dict(arch["t3"]) if arch else {}
-    if variant is Variant.TURBO:
+    if variant.turbo_family:
         vocab = _write_turbo_tokenizer(staging)
         if arch:
             t3_spec["text_tokens_dict_size"] = vocab

@@ -24,7 +24,6 @@ import torch
 
 from common.audio import SAMPLE_RATE
 from common.params import OverlapMethod
-from common.variants import Variant
 
 from .conditioning import VoiceConditioning
 from .loading import LoadedModel
@@ -75,7 +74,7 @@ class S3GenStream:
         self.device = model.device
         self.dtype = next(self.flow.parameters()).dtype
         self.lookahead = int(self.flow.pre_lookahead_len)
-        self.closing_tokens = [SILENCE_TOKEN] * 3 if model.variant is Variant.TURBO else []
+        self.closing_tokens = [SILENCE_TOKEN] * 3 if model.variant.turbo_family else []
         self.noise = PositionalNoise(config.seed, 80, 64, self.device, self.dtype)
         self.source = SineSource(model.s3gen.mel2wav, config.seed, self.device)
         self._prepare_prompt(voice)

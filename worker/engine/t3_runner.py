@@ -22,8 +22,6 @@ import torch
 import torch.nn.functional as F
 from chatterbox.models.t3.modules.cond_enc import T3Cond
 
-from common.variants import Variant
-
 from .loading import LoadedModel
 from .sampling import BatchSampling, sample
 from .t3_backbone import Attention, KVCache, backbone_for
@@ -37,7 +35,7 @@ def kv_bytes_per_slot(model: LoadedModel, context: int) -> int:
     """KV-cache bytes one slot takes: keys and values of every layer, ``context`` positions,
     one row (two with CFG), in the model's dtype."""
     backbone = backbone_for(model.t3.tfmr)
-    rows = 1 if model.variant is Variant.TURBO else 2
+    rows = 1 if model.variant.turbo_family else 2
     values = 2 * backbone.layers * backbone.kv_heads * backbone.head_dim * context * rows
     return values * torch.tensor([], dtype=model.dtype).element_size()
 
@@ -54,7 +52,7 @@ class T3Runner:
     def __init__(self, model: LoadedModel, slots: int, context: int) -> None:
         self.t3 = model.t3
         self.hp = model.t3.hp
-        self.turbo = model.variant is Variant.TURBO
+        self.turbo = model.variant.turbo_family
         self.rows_per_slot = 1 if self.turbo else 2
         self.device = model.t3.device
         self.backbone = backbone_for(model.t3.tfmr)
