@@ -6,7 +6,7 @@ The file names are those of the upstream checkpoints on the Hugging Face Hub; a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -78,6 +78,67 @@ FILES: dict[Variant, VariantFiles] = {
         tokenizer=("grapheme_mtl_merged_expanded_v1.json",),
     ),
 }
+
+# Upstream main's multilingual T3 checkpoints (``ChatterboxMultilingualTTS.from_pretrained(
+# t3_model=...)``): a short name, or the .safetensors file name itself.
+MULTILINGUAL_T3_MODELS: dict[str, str] = {
+    "v2": "t3_mtl23ls_v2.safetensors",
+    "v3": "t3_mtl23ls_v3.safetensors",
+}
+DEFAULT_MULTILINGUAL_T3_MODEL = "v3"  # upstream's README recommends v3; its code default is v2
+
+# Upstream's Single Language Pack: multilingual finetunes, each a Hub repository of its own.
+SINGLE_LANGUAGE_PACKS: dict[str, str] = {
+    code: f"ResembleAI/Chatterbox-Multilingual-{code}"
+    for code in ("zh-cmn", "es-mx-latam", "pt-br", "es-es", "pt-pt", "hi")
+}
+
+
+def multilingual_t3_file(t3_model: str | None) -> str:
+    """The T3 file a ``t3_model`` names (upstream's ``_resolve_multilingual_t3_model``)."""
+    name = t3_model or DEFAULT_MULTILINGUAL_T3_MODEL
+    if name in MULTILINGUAL_T3_MODELS:
+        return MULTILINGUAL_T3_MODELS[name]
+    if name.removesuffix(".safetensors") in {
+        f.removesuffix(".safetensors") for f in MULTILINGUAL_T3_MODELS.values()
+    }:
+        return name.removesuffix(".safetensors") + ".safetensors"
+    if name.endswith(".safetensors") and "/" not in name:
+        return name
+    raise ValueError(
+        f"unknown multilingual T3 model {name!r}: use one of "
+        f"{', '.join(MULTILINGUAL_T3_MODELS)} or a .safetensors file name"
+    )
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model a worker serves: a variant, the Hub repository holding it (a Single
+    Language Pack, a fork) and, for multilingual, which T3 checkpoint (upstream's ``t3_model``)."""
+
+    variant: Variant
+    repo_id: str | None = None
+    t3_model: str | None = None
+
+    @property
+    def files(self) -> VariantFiles:
+        files = FILES[self.variant]
+        if self.repo_id:
+            files = replace(files, repo_id=self.repo_id)
+        if self.variant is Variant.MULTILINGUAL:
+            files = replace(files, t3=multilingual_t3_file(self.t3_model))
+        return files
+
+    @property
+    def label(self) -> str:
+        """What /system-status and /v1/models call it, e.g. 'chatterbox-multilingual v3'."""
+        name = self.variant.value
+        if self.variant is Variant.MULTILINGUAL:
+            name += " " + self.files.t3.removeprefix("t3_mtl23ls_").removesuffix(".safetensors")
+        if self.repo_id and self.repo_id != FILES[self.variant].repo_id:
+            name += f" ({self.repo_id})"
+        return name
+
 
 # Languages of chatterbox-multilingual 0.1.7 (chatterbox.mtl_tts.SUPPORTED_LANGUAGES), copied
 # here so that requests can be validated without importing torch.
