@@ -25,6 +25,17 @@ class Variant(StrEnum):
         return self in (Variant.TURBO, Variant.NANO)
 
 
+# Chinese text for the multilingual model: the Hanzi -> Cangjie table upstream's tokenizer reads
+# from the model repository (upstream always takes it from ResembleAI/chatterbox), and the pkuseg
+# word segmenter, which spacy_pkuseg downloads from GitHub on first use unless it is on disk: a
+# PKUSEG_HOME-style folder (``<home>/spacy_ontonotes/``) named ``pkuseg`` in the checkpoint
+# directory, else spacy_pkuseg's own PKUSEG_HOME.
+CANGJIE_TABLE = "Cangjie5_TC.json"
+CANGJIE_REPO_ID = "ResembleAI/chatterbox"
+PKUSEG_DIR = "pkuseg"
+PKUSEG_MODEL = "spacy_ontonotes"
+
+
 @dataclass(frozen=True)
 class VariantFiles:
     """Upstream checkpoint layout of one variant."""
@@ -35,6 +46,8 @@ class VariantFiles:
     s3gen: str
     tokenizer: tuple[str, ...]
     builtin_voice: str = "conds.pt"
+    # Fetched with the weights, needed for some languages only (checked when the model loads).
+    assets: tuple[str, ...] = ()
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -45,7 +58,7 @@ class VariantFiles:
         """What to fetch from ``repo_id``. Turbo's GPT-2 tokenizer is several files of its own."""
         if self.repo_id.endswith(("-turbo", "-nano")):
             return ["*.safetensors", "*.json", "*.txt", "*.pt", "*.model"]
-        return [*self.required, self.builtin_voice]
+        return [*self.required, self.builtin_voice, *self.assets]
 
 
 FILES: dict[Variant, VariantFiles] = {
@@ -76,6 +89,7 @@ FILES: dict[Variant, VariantFiles] = {
         t3="t3_mtl23ls_v2.safetensors",
         s3gen="s3gen.pt",
         tokenizer=("grapheme_mtl_merged_expanded_v1.json",),
+        assets=(CANGJIE_TABLE,),
     ),
 }
 
