@@ -1,8 +1,21 @@
-"""Next-token sampling: upstream's processors, each row of a batch with its own settings."""
+"""Next-token sampling: upstream's processors, each row of a batch with its own settings.
+
+The sampled distribution must equal upstream's: transformers' processors, built as upstream's
+``T3.inference`` (English, multilingual) and ``T3.inference_turbo`` (Turbo, Nano) build them,
+applied to the same logits and generated tokens; and the draw must follow that distribution."""
 
 from __future__ import annotations
 
+import pytest
 import torch
+from transformers import (
+    LogitsProcessorList,
+    MinPLogitsWarper,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from common.params import SynthesisParams
 from common.variants import Variant
@@ -10,6 +23,7 @@ from worker.engine.sampling import (
     BatchSampling,
     SamplingConfig,
     apply_repetition_penalty,
+    probabilities,
     sample,
     sampling_config,
 )
@@ -102,7 +116,142 @@ def test_each_variant_gets_its_upstream_defaults_unless_asked_otherwise() -> Non
         0.0,
         1.2,
     )
+    assert sampling_config(Variant.NANO, SynthesisParams()) == turbo
+    assert turbo.penalty_last
     multilingual = sampling_config(Variant.MULTILINGUAL, SynthesisParams())
-    assert multilingual.repetition_penalty == 2.0
+    assert multilingual.repetition_penalty == 1.2  # upstream main (0.1.7: 2.0)
+    assert not multilingual.penalty_last
+    assert sampling_config(Variant.TURBO, SynthesisParams(min_p=0.3)).min_p == 0.0  # ignored
     english = sampling_config(Variant.ENGLISH, SynthesisParams(min_p=0.1, temperature=0.3))
     assert (english.min_p, english.temperature, english.top_p) == (0.1, 0.3, 1.0)
+
+
+# --- the distribution, against upstream's processors ---------------------------------------
+
+VOCAB = 64
+CPU = torch.device("cpu")
+
+
+def upstream_inference(logits: torch.Tensor, ids: torch.Tensor, c: SamplingConfig) -> torch.Tensor:
+    """``T3.inference``'s step: penalty, temperature (if not 1), min_p, top_p, softmax."""
+    logits = RepetitionPenaltyLogitsProcessor(penalty=float(c.repetition_penalty))(ids, logits)
+    if c.temperature != 1.0:
+        logits = logits / c.temperature
+    logits = MinPLogitsWarper(min_p=c.min_p)(ids, logits)
+    logits = TopPLogitsWarper(top_p=c.top_p)(ids, logits)
+    return torch.softmax(logits, dim=-1)
+
+
+def upstream_inference_turbo(
+    logits: torch.Tensor, ids: torch.Tensor, c: SamplingConfig
+) -> torch.Tensor:
+    """``T3.inference_turbo``'s processor list (same conditions), then softmax."""
+    processors = LogitsProcessorList()
+    if c.temperature > 0 and c.temperature != 1.0:
+        processors.append(TemperatureLogitsWarper(c.temperature))
+    if c.top_k > 0:
+        processors.append(TopKLogitsWarper(c.top_k))
+    if c.top_p < 1.0:
+        processors.append(TopPLogitsWarper(c.top_p))
+    if c.repetition_penalty != 1.0:
+        processors.append(RepetitionPenaltyLogitsProcessor(c.repetition_penalty))
+    return torch.softmax(processors(ids, logits), dim=-1)
+
+
+ENGLISH_SETTINGS = [  # (temperature, top_p, min_p, penalty)
+    (0.8, 1.0, 0.05, 1.2),
+    (0.8, 1.0, 0.05, 2.0),
+    (1.0, 0.9, 0.0, 1.0),
+    (0.5, 0.7, 0.1, 1.5),
+    (1.3, 0.95, 0.02, 1.2),
+]
+TURBO_SETTINGS = [  # (temperature, top_p, top_k, penalty)
+    (0.8, 0.95, 1000, 1.2),
+    (0.8, 0.95, 10, 1.2),
+    (1.0, 1.0, 0, 1.5),
+    (0.5, 0.8, 20, 2.0),
+    (1.2, 0.6, 0, 1.2),
+]
+
+
+def case(seed: int, rows: int = 6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random logits, each row's generated ids (with repeats) and the same as a seen mask."""
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(rows, VOCAB, generator=generator) * 3
+    ids = torch.randint(0, VOCAB, (rows, 12), generator=generator)
+    seen = torch.zeros(rows, VOCAB, dtype=torch.bool).scatter(1, ids, True)
+    return logits, ids, seen
+
+
+def english(t: float, top_p: float, min_p: float, penalty: float) -> SamplingConfig:
+    return SamplingConfig(t, top_p=top_p, min_p=min_p, repetition_penalty=penalty)
+
+
+def turbo(t: float, top_p: float, top_k: int, penalty: float) -> SamplingConfig:
+    return SamplingConfig(
+        t, top_p=top_p, min_p=0.0, repetition_penalty=penalty, top_k=top_k, penalty_last=True
+    )
+
+
+def ours(logits: torch.Tensor, seen: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
+    return probabilities(logits, seen, BatchSampling.of([config] * len(logits), CPU))
+
+
+@pytest.mark.parametrize("settings", ENGLISH_SETTINGS)
+def test_english_and_multilingual_distribution_equals_upstream(settings: tuple) -> None:
+    config = english(*settings)
+    for seed in range(4):
+        logits, ids, seen = case(seed)
+        expected = upstream_inference(logits.clone(), ids, config)
+        assert torch.allclose(ours(logits, seen, config), expected, atol=1e-6), seed
+
+
+@pytest.mark.parametrize("settings", TURBO_SETTINGS)
+def test_turbo_and_nano_distribution_equals_upstream(settings: tuple) -> None:
+    config = turbo(*settings)
+    for seed in range(4):
+        logits, ids, seen = case(seed)
+        expected = upstream_inference_turbo(logits.clone(), ids, config)
+        assert torch.allclose(ours(logits, seen, config), expected, atol=1e-6), seed
+
+
+def test_the_order_matters_so_these_tests_can_fail() -> None:
+    logits, ids, seen = case(0)
+    config = turbo(0.8, 0.8, 20, 2.0)
+    in_english_order = upstream_inference(logits.clone(), ids, english(0.8, 0.8, 0.0, 2.0))
+    gap = (ours(logits, seen, config) - in_english_order).abs().sum(dim=-1) / 2
+    assert gap.max() > 0.05  # total-variation distance between the two orders
+
+
+def test_rows_with_different_settings_each_get_their_own_distribution() -> None:
+    logits, ids, seen = case(5, rows=len(ENGLISH_SETTINGS))
+    configs = [english(*s) for s in ENGLISH_SETTINGS]
+    got = probabilities(logits, seen, BatchSampling.of(configs, CPU))
+    for row, config in enumerate(configs):
+        expected = upstream_inference(logits[row : row + 1].clone(), ids[row : row + 1], config)
+        assert torch.allclose(got[row], expected[0], atol=1e-6), row
+
+
+def test_a_batch_holds_one_order() -> None:
+    with pytest.raises(ValueError, match="penalty_last"):
+        BatchSampling.of([english(0.8, 1.0, 0.0, 1.2), turbo(0.8, 1.0, 0, 1.2)], CPU)
+
+
+@pytest.mark.parametrize("config", [english(0.8, 0.9, 0.05, 1.5), turbo(0.8, 0.9, 10, 1.5)])
+def test_the_draw_gives_each_token_its_probability(config: SamplingConfig) -> None:
+    """Inverse CDF: uniforms spread evenly over [0, 1) land on each token in its share."""
+    logits, _, seen = case(3, rows=1)
+    n = 20_000
+    uniforms = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    batch = BatchSampling.of([config] * n, CPU)
+    drawn = sample(logits.expand(n, -1), seen.expand(n, -1), batch, uniforms.float())
+    shares = torch.bincount(drawn, minlength=VOCAB).double() / n
+    assert torch.allclose(shares, ours(logits, seen, config)[0].double(), atol=2 / n)
+
+
+def test_a_uniform_at_the_top_never_draws_a_filtered_token() -> None:
+    logits = torch.tensor([[5.0, 4.0, -float("inf"), -float("inf")]])
+    config = english(1.0, 1.0, 0.0, 1.0)
+    batch = BatchSampling.of([config], CPU)
+    seen = torch.zeros_like(logits, dtype=torch.bool)
+    assert sample(logits, seen, batch, torch.tensor([1.0])).item() == 1
