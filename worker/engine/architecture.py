@@ -54,14 +54,51 @@ S3GEN_FULL: Spec = {
 }
 
 
+def _register_gpt2_small() -> None:
+    """Nano's backbone (upstream main's ``GPT2_small``; the 0.1.7 wheel lacks it): GPT-2
+    medium's config with GPT-2 small's width, depth and heads."""
+    if "GPT2_small" not in LLAMA_CONFIGS:
+        LLAMA_CONFIGS["GPT2_small"] = _gpt2_resized(
+            LLAMA_CONFIGS["GPT2_medium"], {"n_embd": 768, "n_layer": 12, "n_head": 12}
+        )
+
+
+# The generic (Llama) names of GPT-2's sizes; a GPT-2 config holds both, and they must agree.
+_GPT2_NAMES = {
+    "hidden_size": "n_embd",
+    "num_hidden_layers": "n_layer",
+    "num_attention_heads": "n_head",
+}
+
+
+def _gpt2_resized(base: Spec, overrides: Spec) -> Spec:
+    """A GPT-2 config with ``overrides``, given in either naming."""
+    config = copy.deepcopy(base)
+    for key, value in overrides.items():
+        config[_GPT2_NAMES.get(key, key)] = value
+    config["hidden_size"] = config["n_embd"]
+    return config
+
+
+_register_gpt2_small()
+
+
+def base_t3_config(variant: Variant) -> T3Config:
+    """The ``T3Config`` upstream's ``from_local`` builds for a variant, at real sizes."""
+    if variant is Variant.MULTILINGUAL:
+        return T3Config.multilingual()
+    if variant.turbo_family:
+        return _turbo_config(nano=variant is Variant.NANO)
+    return T3Config.english_only()
+
+
 def t3_config(variant: Variant, spec: Spec | None = None) -> T3Config:
     """The upstream ``T3Config`` of a variant, with a reduced backbone when ``spec`` says so."""
-    if variant is Variant.MULTILINGUAL:
-        hp = T3Config.multilingual()
-    elif variant.turbo_family:
-        hp = _turbo_config()
-    else:
-        hp = T3Config.english_only()
+    return resize_t3_config(base_t3_config(variant), spec)
+
+
+def resize_t3_config(hp: T3Config, spec: Spec | None) -> T3Config:
+    """``hp`` with the reduced sizes of a random checkpoint's ``spec`` (unchanged if none)."""
     if spec:
         hp.text_tokens_dict_size = spec.get("text_tokens_dict_size", hp.text_tokens_dict_size)
         hp.max_text_tokens = spec.get("max_text_tokens", hp.max_text_tokens)
@@ -70,10 +107,10 @@ def t3_config(variant: Variant, spec: Spec | None = None) -> T3Config:
     return hp
 
 
-def _turbo_config() -> T3Config:
-    """Turbo's hyper-parameters, as ``ChatterboxTurboTTS.from_local`` sets them."""
+def _turbo_config(nano: bool) -> T3Config:
+    """Turbo's (and Nano's) hyper-parameters, as ``ChatterboxTurboTTS.from_local`` sets them."""
     hp = T3Config(text_tokens_dict_size=50276)
-    hp.llama_config_name = "GPT2_medium"
+    hp.llama_config_name = "GPT2_small" if nano else "GPT2_medium"
     hp.speech_tokens_dict_size = 6563
     hp.input_pos_emb = None
     hp.speech_cond_prompt_len = 375
@@ -83,25 +120,38 @@ def _turbo_config() -> T3Config:
 
 
 def _register_backbone(base_name: str, overrides: Spec) -> str:
-    """Add a reduced copy of an upstream backbone config to ``LLAMA_CONFIGS`` (a plain dict)."""
+    """Add a reduced copy of an upstream backbone config to ``LLAMA_CONFIGS`` (a plain dict).
+
+    GPT-2 sizes may be given in GPT-2's names (``n_layer``) or the generic ones."""
     if not overrides:
         return base_name
-    config = copy.deepcopy(LLAMA_CONFIGS[base_name])
-    config.update(overrides)
-    if config.get("model_type") == "gpt2":
-        config.update(n_embd=config["hidden_size"], n_layer=config["num_hidden_layers"])
-        config.update(n_head=config["num_attention_heads"])
+    base = LLAMA_CONFIGS[base_name]
+    if base.get("model_type") == "gpt2":
+        config = _gpt2_resized(base, overrides)
+    else:
+        config = copy.deepcopy(base)
+        config.update(overrides)
     name = base_name + "/" + "-".join(f"{k}={v}" for k, v in sorted(overrides.items()))
     LLAMA_CONFIGS[name] = config
     return name
 
 
 def build_t3(variant: Variant, spec: Spec | None = None) -> T3:
-    t3 = T3(t3_config(variant, spec))
-    if variant.turbo_family:
-        # Turbo feeds embeddings directly; upstream deletes the unused GPT-2 token table.
-        del t3.tfmr.wte
-    return t3
+    """The whole T3 upstream loads its checkpoint into, ``tfmr.wte`` included for Turbo/Nano
+    (see :func:`drop_unused_t3_modules`)."""
+    return T3(t3_config(variant, spec))
+
+
+def drop_unused_t3_modules(t3: T3, variant: Variant) -> list[str]:
+    """Delete what upstream deletes after loading; return the state-dict keys dropped.
+
+    Turbo and Nano feed embeddings to GPT-2 directly, so its own token table ``tfmr.wte`` is
+    unused; upstream's ``from_local`` loads it (the files hold it) and then deletes it."""
+    if not variant.turbo_family:
+        return []
+    dropped = [f"tfmr.wte.{name}" for name in t3.tfmr.wte.state_dict()]
+    del t3.tfmr.wte
+    return dropped
 
 
 def build_voice_encoder() -> VoiceEncoder:

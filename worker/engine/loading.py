@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +19,14 @@ import torch
 from chatterbox.models.s3gen import S3Gen
 from chatterbox.models.t3 import T3
 from chatterbox.models.voice_encoder import VoiceEncoder
-from safetensors.torch import load_file
 
-from common.variants import FILES, RANDOM_MARKER, SUPPORTED_LANGUAGES, Variant
+from common.variants import FILES, RANDOM_MARKER, ModelChoice, Variant
 
-from .architecture import build_s3gen, build_t3, build_voice_encoder
+from .architecture import build_s3gen, build_t3, build_voice_encoder, drop_unused_t3_modules
+from .chinese import multilingual_tokenizer
 from .conditioning import VoiceConditioning
-from .errors import EngineError, InvalidCheckpointError, InvalidRequestError, ModelNotFoundError
+from .errors import InvalidCheckpointError, ModelNotFoundError
+from .weights import load_weights, log_dropped
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class LoadedModel:
     """Everything one worker needs to synthesize with one checkpoint (shared, read-only)."""
 
     variant: Variant
+    choice: ModelChoice  # which files of which repository: ``choice.label`` names the model
     t3: T3
     s3gen: S3Gen
     voice_encoder: VoiceEncoder
@@ -59,7 +60,7 @@ class LoadedModel:
         return "random weights" if self.random_weights else "pretrained"
 
     def describe(self) -> str:
-        return f"{self.variant.value} ({self.weights}) on {self.device} [{self.checkpoint_dir}]"
+        return f"{self.choice.label} ({self.weights}) on {self.device} [{self.checkpoint_dir}]"
 
 
 def pick_device(requested: str | None = None, index: int = 0) -> torch.device:
@@ -71,23 +72,23 @@ def pick_device(requested: str | None = None, index: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def resolve_checkpoint(variant: Variant, model_path: str | Path | None) -> Path:
-    """The directory holding ``variant``'s files: ``model_path`` if complete, else the HF cache."""
-    files = FILES[variant]
+def resolve_checkpoint(model: ModelChoice | Variant, model_path: str | Path | None) -> Path:
+    """The directory holding the model's files: ``model_path`` if complete, else the HF cache."""
+    choice = model if isinstance(model, ModelChoice) else ModelChoice(model)
     local_missing: list[str] = []
     if model_path:
         directory = Path(model_path).expanduser()
-        local_missing = [f for f in files.required if not (directory / f).is_file()]
+        local_missing = [f for f in choice.files.required if not (directory / f).is_file()]
         if directory.is_dir() and not local_missing:
             return directory
-    return _from_hub(variant, Path(model_path) if model_path else None, local_missing)
+    return _from_hub(choice, Path(model_path) if model_path else None, local_missing)
 
 
-def _from_hub(variant: Variant, model_path: Path | None, local_missing: list[str]) -> Path:
+def _from_hub(choice: ModelChoice, model_path: Path | None, local_missing: list[str]) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.constants import HF_HUB_CACHE
 
-    files = FILES[variant]
+    files = choice.files
     patterns = files.hub_patterns
     try:
         try:
@@ -99,33 +100,49 @@ def _from_hub(variant: Variant, model_path: Path | None, local_missing: list[str
             path = snapshot_download(files.repo_id, allow_patterns=patterns)
     except Exception as error:
         raise ModelNotFoundError(
-            _not_found_message(variant, model_path, local_missing, HF_HUB_CACHE, error)
+            _not_found_message(choice, model_path, local_missing, HF_HUB_CACHE, error)
         ) from None
     return Path(str(path))
 
 
 def _not_found_message(
-    variant: Variant,
+    choice: ModelChoice,
     model_path: Path | None,
     local_missing: list[str],
     cache: str,
     error: Exception,
 ) -> str:
-    files = FILES[variant]
+    files = choice.files
     where = (
         f"MODEL_PATH={model_path.resolve()} lacks {', '.join(local_missing)}"
+        + _other_t3_files(choice, model_path, local_missing)
         if model_path
         else "MODEL_PATH is not set"
     )
     reason = str(error).splitlines()[0] if str(error) else type(error).__name__
     return (
-        f"No {variant.value} weights found. Looked for {', '.join(files.required)}: "
+        f"No {choice.label} weights found. Looked for {', '.join(files.required)}: "
         f"{where}; the Hugging Face cache ({cache}) has no copy of {files.repo_id}, and "
         f"downloading it failed ({reason}). Fix: copy the files of {files.repo_id} into "
         f"MODEL_PATH, or allow network access to the Hub (and unset HF_HUB_OFFLINE), or point "
         f"HF_HOME at a cache that holds them. For tests without weights: python "
-        f"scripts/make_random_checkpoint.py --variant {variant.value} --size tiny DIR, "
+        f"scripts/make_random_checkpoint.py --variant {choice.variant.value} --size tiny DIR, "
         f"then MODEL_PATH=DIR."
+    )
+
+
+def _other_t3_files(choice: ModelChoice, directory: Path, local_missing: list[str]) -> str:
+    """For a multilingual directory without the T3 file asked for: the ones it has instead."""
+    if choice.variant is not Variant.MULTILINGUAL or choice.files.t3 not in local_missing:
+        return ""
+    present = (
+        sorted(p.name for p in directory.glob("t3_*.safetensors")) if directory.is_dir() else []
+    )
+    if not present:
+        return " (and holds no t3_*.safetensors file)"
+    return (
+        f" (it holds {', '.join(present)}: MULTILINGUAL_T3_MODEL picks the multilingual T3 "
+        "file, e.g. v2 or v3)"
     )
 
 
@@ -143,8 +160,14 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: str = "float32",
     builtin_voice: bool = True,
+    *,
+    repo_id: str | None = None,
+    t3_model: str | None = None,
 ) -> LoadedModel:
-    """Load a checkpoint onto ``device``; ``variant`` defaults to the marker's or English."""
+    """Load a checkpoint onto ``device``; ``variant`` defaults to the marker's or English.
+
+    ``repo_id`` is the Hub repository (a Single Language Pack, a fork) and ``t3_model`` the
+    multilingual T3 file (upstream's ``t3_model``: "v2", "v3" or a file name)."""
     directory = Path(model_path) if model_path else None
     marker = read_marker(directory) if directory and directory.is_dir() else None
     chosen = Variant(variant or (marker or {}).get("variant") or Variant.ENGLISH)
@@ -154,17 +177,19 @@ def load_model(
             f"asked for is {chosen.value}: set MODEL_VARIANT={marker['variant']} or point "
             "MODEL_PATH elsewhere."
         )
-    checkpoint = resolve_checkpoint(chosen, directory)
+    choice = ModelChoice(chosen, repo_id, t3_model)
+    checkpoint = resolve_checkpoint(choice, directory)
     marker = read_marker(checkpoint)
     arch = (marker or {}).get("architecture") or {}
     torch_device = device if isinstance(device, torch.device) else pick_device(device)
     if dtype not in DTYPES:
         raise InvalidCheckpointError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
-    modules = _load_modules(chosen, checkpoint, arch)
+    modules = load_modules(choice, checkpoint, arch)
     ve, t3, s3gen = (m.to(torch_device).eval() for m in modules)
     t3.to(DTYPES[dtype])
     model = LoadedModel(
         variant=chosen,
+        choice=choice,
         t3=t3,
         s3gen=s3gen,
         voice_encoder=ve,
@@ -181,41 +206,23 @@ def load_model(
     return model
 
 
-def _load_modules(
-    variant: Variant, checkpoint: Path, arch: dict[str, Any]
+def load_modules(
+    choice: ModelChoice, checkpoint: Path, arch: dict[str, Any]
 ) -> tuple[VoiceEncoder, T3, S3Gen]:
-    files = FILES[variant]
+    """The three modules of ``checkpoint``, loaded file by file as upstream's ``from_local``:
+    T3 whole (Turbo/Nano's ``tfmr.wte`` included) and then trimmed; S3Gen strictly except
+    English's (``strict=False`` upstream)."""
+    variant, files = choice.variant, choice.files
+    hint = f"Is MODEL_VARIANT={variant.value} right for this directory?"
     ve = build_voice_encoder()
+    load_weights(ve, checkpoint / files.voice_encoder, strict=True, hint=hint)
     t3 = build_t3(variant, arch.get("t3"))
+    load_weights(t3, checkpoint / files.t3, strict=True, hint=hint)
+    log_dropped(checkpoint / files.t3, drop_unused_t3_modules(t3, variant))
     s3gen = build_s3gen(variant, arch.get("s3gen"))
-    try:
-        ve.load_state_dict(_read_state(checkpoint / files.voice_encoder))
-        t3_state = _read_state(checkpoint / files.t3)
-        if "model" in t3_state:
-            t3_state = t3_state["model"][0]
-        t3.load_state_dict(t3_state)
-        missing, unexpected = s3gen.load_state_dict(
-            _read_state(checkpoint / files.s3gen), strict=False
-        )
-    except RuntimeError as error:
-        raise InvalidCheckpointError(
-            f"The weights in {checkpoint} do not fit the {variant.value} architecture "
-            f"({str(error).splitlines()[0]}). Is MODEL_VARIANT right for this directory?"
-        ) from None
-    ignorable = ("tokenizer._mel_filters", "tokenizer.window")
-    if unexpected or [k for k in missing if k not in ignorable]:
-        raise InvalidCheckpointError(
-            f"{checkpoint / files.s3gen} does not fit S3Gen: {len(missing)} missing and "
-            f"{len(unexpected)} unexpected tensors. Is MODEL_VARIANT right for this directory?"
-        )
+    strict = variant is not Variant.ENGLISH
+    load_weights(s3gen, checkpoint / files.s3gen, strict=strict, hint=hint)
     return ve, t3, s3gen
-
-
-def _read_state(path: Path) -> dict[str, Any]:
-    if path.suffix == ".safetensors":
-        return dict(load_file(str(path)))
-    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    return state
 
 
 def _tokenizer(variant: Variant, checkpoint: Path) -> Tokenize:
@@ -229,7 +236,7 @@ def _tokenizer(variant: Variant, checkpoint: Path) -> Tokenize:
 
         return turbo
     if variant is Variant.MULTILINGUAL:
-        return _multilingual_tokenizer(checkpoint / FILES[variant].tokenizer[0])
+        return multilingual_tokenizer(checkpoint / FILES[variant].tokenizer[0])
     from chatterbox.models.tokenizers import EnTokenizer
 
     english = EnTokenizer(str(checkpoint / FILES[variant].tokenizer[0]))
@@ -238,55 +245,3 @@ def _tokenizer(variant: Variant, checkpoint: Path) -> Tokenize:
         return list(english.encode(text))
 
     return encode
-
-
-def _multilingual_tokenizer(vocab: Path) -> Tokenize:
-    """Upstream's ``MTLTokenizer``, with its Chinese converter built on first use only.
-
-    ``MTLTokenizer.__init__`` builds a ``ChineseCangjieConverter``, which downloads a Cangjie
-    table from the Hub and the pkuseg segmenter model from GitHub: offline that fails (or waits)
-    for every language. Here the tokenizer is assembled as its ``__init__`` does, and the
-    converter is built the first time Chinese text arrives.
-    """
-    from chatterbox.models.tokenizers.tokenizer import MTLTokenizer
-    from tokenizers import Tokenizer
-
-    tokenizer: MTLTokenizer = MTLTokenizer.__new__(MTLTokenizer)
-    tokenizer.tokenizer = Tokenizer.from_file(str(vocab))
-    tokenizer.check_vocabset_sot_eot()
-    tokenizer.cangjie_converter = _LazyCangjie(vocab.parent)
-    lock = threading.Lock()
-
-    def encode(text: str, language: str | None) -> list[int]:
-        if not language or language.lower() not in SUPPORTED_LANGUAGES:
-            raise InvalidRequestError(
-                "language",
-                f"language must be one of {', '.join(SUPPORTED_LANGUAGES)} for "
-                f"chatterbox-multilingual, not {language!r}",
-            )
-        with lock:  # the Japanese/Korean/Chinese normalisers keep module-level state
-            return list(tokenizer.encode(text, language_id=language.lower()))
-
-    return encode
-
-
-class _LazyCangjie:
-    """Builds upstream's ``ChineseCangjieConverter`` when Chinese is first spoken."""
-
-    def __init__(self, model_dir: Path) -> None:
-        self.model_dir = model_dir
-        self.converter: Callable[[str], str] | None = None
-
-    def __call__(self, text: str) -> str:
-        if self.converter is None:
-            from chatterbox.models.tokenizers.tokenizer import ChineseCangjieConverter
-
-            try:
-                self.converter = ChineseCangjieConverter(str(self.model_dir))
-            except Exception as error:
-                raise EngineError(
-                    "Chinese text needs the pkuseg segmenter model and the Cangjie table, which "
-                    f"could not be loaded ({type(error).__name__}); run once with network access "
-                    "so they are cached."
-                ) from None
-        return self.converter(text)

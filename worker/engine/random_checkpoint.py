@@ -2,9 +2,12 @@
 
 No model weights can be downloaded where this project is built and tested, so every test and CPU
 benchmark runs on checkpoints written here from the real upstream classes: ``tiny`` at reduced
-sizes (fast on two CPU cores), ``full`` at the real sizes (for GPU timing). The directory loads
-through the same ``MODEL_PATH`` code path as real weights; its ``random_weights.json`` marker makes
-everything that reports the model say "random weights", and carries the reduced architecture.
+sizes (fast on two CPU cores), ``full`` at the real sizes (for GPU timing). Each holds exactly the
+files upstream's ``from_local`` reads, in the real files' shape: every module's whole state dict
+as upstream constructs it, before anything upstream deletes after loading (Turbo/Nano's
+``tfmr.wte``). The directory loads through the same ``MODEL_PATH`` code path as real weights; its
+``random_weights.json`` marker makes everything that reports the model say "random weights", and
+carries the reduced architecture.
 """
 
 from __future__ import annotations
@@ -23,9 +26,16 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer, models
 
 from common.audio import SAMPLE_RATE
-from common.variants import FILES, RANDOM_MARKER, SUPPORTED_LANGUAGES, Variant
+from common.variants import (
+    FILES,
+    MULTILINGUAL_T3_MODELS,
+    RANDOM_MARKER,
+    SUPPORTED_LANGUAGES,
+    Variant,
+)
 
 from .architecture import build_s3gen, build_t3, build_voice_encoder, count_parameters
+from .random_chinese import write_chinese_assets
 
 SPECIAL_TOKENS = ["[START]", "[STOP]", "[UNK]", "[SPACE]", "[PAD]"]
 
@@ -55,8 +65,23 @@ TINY_T3: dict[Variant, dict[str, Any]] = {
         "max_speech_tokens": 1536,
         "backbone": {"intermediate_size": 1024, "num_hidden_layers": 1},
     },
+    # GPT-2's own token table (``tfmr.wte``) is in the files but unused: a small vocabulary
+    # keeps it cheap. Nano is narrower and shallower than Turbo, as the real ones are.
     Variant.TURBO: {
-        "backbone": {"hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4},
+        "backbone": {
+            "hidden_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "vocab_size": 256,
+        },
+    },
+    Variant.NANO: {
+        "backbone": {
+            "hidden_size": 128,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "vocab_size": 256,
+        },
     },
 }
 
@@ -88,32 +113,51 @@ def write_checkpoint(variant: Variant, size: str, out_dir: Path, seed: int = 0) 
 def _write_into(staging: Path, variant: Variant, size: str, seed: int) -> None:
     arch = architecture(variant, size)
     t3_spec = dict(arch["t3"]) if arch else {}
-    if variant.turbo_family:
-        vocab = _write_turbo_tokenizer(staging)
-        if arch:
-            t3_spec["text_tokens_dict_size"] = vocab
-    else:
-        limit = 2454 if variant is Variant.MULTILINGUAL else 704
-        languages = list(SUPPORTED_LANGUAGES) if variant is Variant.MULTILINGUAL else []
-        tokenizer = _char_tokenizer(limit, languages)
-        tokenizer.save(str(staging / FILES[variant].tokenizer[0]))
-    ve = build_voice_encoder().eval()
-    t3 = build_t3(variant, t3_spec or None).eval()
-    s3gen = build_s3gen(variant, arch["s3gen"] if arch else None).eval()
+    vocab = _write_tokenizer(staging, variant)
+    if variant.turbo_family and arch:
+        t3_spec["text_tokens_dict_size"] = vocab
     files = FILES[variant]
+    ve = build_voice_encoder().eval()
     _save(ve.state_dict(), staging / files.voice_encoder)
-    _save(t3.state_dict(), staging / files.t3)
+    # The whole T3, as upstream's from_local loads it (Turbo/Nano's unused wte included).
+    parameters = count_parameters(ve)
+    for t3_file in _t3_files(variant):
+        t3 = build_t3(variant, t3_spec or None).eval()
+        _save(t3.state_dict(), staging / t3_file)
+    parameters += count_parameters(t3)
+    s3gen = build_s3gen(variant, arch["s3gen"] if arch else None).eval()
     _save(s3gen.state_dict(), staging / files.s3gen)
     marker = {
         "random_weights": True,
         "variant": variant.value,
         "size": size,
         "seed": seed,
-        "parameters": count_parameters(ve, t3, s3gen),
+        "parameters": parameters + count_parameters(s3gen),
         "architecture": {"t3": t3_spec, "s3gen": arch["s3gen"]} if arch else None,
     }
     (staging / RANDOM_MARKER).write_text(json.dumps(marker, indent=2))
     _write_builtin_voice(staging)
+
+
+def _t3_files(variant: Variant) -> list[str]:
+    """Multilingual gets every T3 upstream publishes (v2 and v3, each its own random draw), so
+    one directory serves either ``t3_model``."""
+    if variant is Variant.MULTILINGUAL:
+        return list(MULTILINGUAL_T3_MODELS.values())
+    return [FILES[variant].t3]
+
+
+def _write_tokenizer(staging: Path, variant: Variant) -> int:
+    """The variant's tokenizer files; returns the text vocabulary size."""
+    if variant.turbo_family:
+        return _write_turbo_tokenizer(staging)
+    limit = 2454 if variant is Variant.MULTILINGUAL else 704
+    languages = list(SUPPORTED_LANGUAGES) if variant is Variant.MULTILINGUAL else []
+    tokenizer = _char_tokenizer(limit, languages)
+    if variant is Variant.MULTILINGUAL:
+        write_chinese_assets(staging, tokenizer)  # the Cangjie table and pkuseg model
+    tokenizer.save(str(staging / FILES[variant].tokenizer[0]))
+    return limit
 
 
 def _save(state: dict[str, torch.Tensor], path: Path) -> None:
