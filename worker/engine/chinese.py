@@ -3,10 +3,12 @@
 Upstream's ``MTLTokenizer`` builds a ``ChineseCangjieConverter`` that downloads the Cangjie table
 from the Hub and lets spacy_pkuseg download its segmentation model from GitHub; when either
 fails it logs a warning and feeds raw Hanzi to T3, which then speaks Chinese badly or not at all.
-Here both assets are found on disk when the model loads (see ``common.variants``: the table in
-the checkpoint directory or the Hub cache, the segmenter in the checkpoint's ``pkuseg`` folder or
-spacy_pkuseg's PKUSEG_HOME), and a missing one stops the start-up naming the file and the
-command that fetches it. The conversion itself is upstream's, token for token.
+Here both assets are found when the model loads (see ``common.variants``: the table in the
+checkpoint directory or the Hub cache of upstream's repository, the segmenter in the
+checkpoint's ``pkuseg`` folder or spacy_pkuseg's PKUSEG_HOME). One that is missing is fetched
+there and then, as missing weights are, unless ``HF_HUB_OFFLINE`` is set; if that is not
+possible the start-up stops naming the file and the command that fetches it. Nothing is fetched
+later, and the conversion itself is upstream's, token for token.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from unicodedata import category
 
+from common.pkuseg import PKUSEG_FILES, fetch_pkuseg_model, pkuseg_complete
 from common.variants import (
     CANGJIE_REPO_ID,
     CANGJIE_TABLE,
@@ -32,8 +35,6 @@ from .errors import InvalidCheckpointError, InvalidRequestError, ModelNotFoundEr
 
 log = logging.getLogger(__name__)
 
-# spacy_pkuseg reads a model folder holding these two files.
-PKUSEG_FILES = ("features.msgpack", "weights.npz")
 FETCH = (
     f"python scripts/download_weights.py --variant {Variant.MULTILINGUAL.value} DIR "
     "(add --repo-id for a Single Language Pack), then MODEL_PATH=DIR"
@@ -58,26 +59,36 @@ def _find_table(checkpoint: Path) -> Path:
     try:
         from huggingface_hub import hf_hub_download
 
-        return Path(hf_hub_download(CANGJIE_REPO_ID, CANGJIE_TABLE, local_files_only=True))
-    except Exception:
+        return Path(hf_hub_download(CANGJIE_REPO_ID, CANGJIE_TABLE))  # the cache when offline
+    except Exception as error:
         raise ModelNotFoundError(
             f"Chinese text needs the Cangjie table {CANGJIE_TABLE}: it is neither in {checkpoint} "
-            f"nor in the Hugging Face cache of {CANGJIE_REPO_ID}. Fetch it with: {FETCH}."
+            f"nor in the Hugging Face cache of {CANGJIE_REPO_ID}, and downloading it failed "
+            f"({_first_line(error)}). Fetch it with: {FETCH}."
         ) from None
 
 
 def _find_segmenter(checkpoint: Path) -> Path:
     from spacy_pkuseg import config
 
-    candidates = [checkpoint / PKUSEG_DIR / PKUSEG_MODEL, Path(config.pkuseg_home) / PKUSEG_MODEL]
+    home = Path(config.pkuseg_home)
+    candidates = [checkpoint / PKUSEG_DIR / PKUSEG_MODEL, home / PKUSEG_MODEL]
     for folder in candidates:
-        if all((folder / name).is_file() for name in PKUSEG_FILES):
+        if pkuseg_complete(folder):
             return folder
-    raise ModelNotFoundError(
-        f"Chinese text needs the pkuseg segmentation model {PKUSEG_MODEL} "
-        f"({' and '.join(PKUSEG_FILES)}), found in neither {' nor '.join(map(str, candidates))} "
-        f"(PKUSEG_HOME). Fetch it with: {FETCH}."
-    )
+    try:
+        return fetch_pkuseg_model(home)
+    except Exception as error:
+        raise ModelNotFoundError(
+            f"Chinese text needs the pkuseg segmentation model {PKUSEG_MODEL} "
+            f"({' and '.join(PKUSEG_FILES)}), found in neither "
+            f"{' nor '.join(map(str, candidates))} (PKUSEG_HOME), and downloading it failed "
+            f"({_first_line(error)}). Fetch it with: {FETCH}."
+        ) from None
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def read_cangjie_table(path: Path) -> dict[str, str]:
