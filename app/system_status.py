@@ -12,6 +12,14 @@ from .pool import PoolStatus
 GIB = 1024**3
 
 
+def _model(pool: PoolStatus) -> dict[str, str] | None:
+    """Which model the workers serve; None until one has loaded it."""
+    worker = pool.served_model
+    if worker is None:
+        return None
+    return {"label": worker.label, "variant": worker.variant, "repo_id": worker.repo_id}
+
+
 def system_status(pool: PoolStatus) -> dict[str, Any]:
     memory = psutil.virtual_memory()
     return {
@@ -34,5 +42,6 @@ def system_status(pool: PoolStatus) -> dict[str, Any]:
             "active_requests": pool.active_requests,
             "queued_requests": pool.queued_requests,
         },
+        "model": _model(pool),
         "workers": [worker.as_dict() for worker in pool.workers],
     }

@@ -96,8 +96,10 @@ class Heartbeat(Message):
     device: str
     capacity: int
     active: int
-    model: str = ""
+    model: str = ""  # the loaded model described: label, weights, device, directory
     variant: str = ""
+    label: str = ""  # which model, e.g. 'chatterbox-multilingual v3' (ModelChoice.label)
+    repo_id: str = ""  # the Hub repository it is (or would be) downloaded from
     error: str = ""
     cached_voices: list[str] = Field(default_factory=list)
 

@@ -27,7 +27,13 @@ from .params import (
     TrimMilliseconds,
     field_aliases,
 )
-from .variants import Variant
+from .variants import (
+    DEFAULT_MULTILINGUAL_T3_MODEL,
+    MULTILINGUAL_T3_MODELS,
+    SINGLE_LANGUAGE_PACKS,
+    Variant,
+    multilingual_t3_file,
+)
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 # KV-cache positions per T3 slot: a default 150-character chunk fits in every variant.
@@ -141,7 +147,22 @@ class Settings(BaseSettings):
 
     model_path: str = Field("models", description="Local checkpoint directory (upstream layout)")
     model_variant: Variant | None = Field(
-        None, description="Model to serve; unset: the checkpoint marker's, else chatterbox"
+        None,
+        description="Model to serve: chatterbox, chatterbox-turbo, chatterbox-nano or "
+        "chatterbox-multilingual; unset: the checkpoint marker's, else chatterbox",
+    )
+    model_repo_id: str | None = Field(
+        None,
+        description="Hugging Face repository of the weights (owner/name, or a Single Language "
+        f"Pack's code: {', '.join(SINGLE_LANGUAGE_PACKS)}); unset: the variant's own",
+    )
+    multilingual_t3_model: str = Field(
+        DEFAULT_MULTILINGUAL_T3_MODEL,
+        description="chatterbox-multilingual's T3 checkpoint: "
+        f"{', '.join(MULTILINGUAL_T3_MODELS)} or a t3_*.safetensors file name",
+    )
+    pkuseg_home: Path | None = Field(
+        None, description="Where the pkuseg model for Chinese is (unset: ~/.pkuseg)"
     )
     device: str = Field("auto", description="'auto' (cuda:N if present, else cpu), 'cpu', 'cuda:0'")
     model_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -169,13 +190,47 @@ class Settings(BaseSettings):
 
     @field_validator(
         "model_variant", "port_health", "data_dir", "hf_home", "concurrent_requests_per_worker",
-        mode="before",
+        "model_repo_id", "pkuseg_home", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """``MODEL_VARIANT=`` (a Docker build argument left empty) means unset, not invalid;
         ``CONCURRENT_REQUESTS_PER_WORKER=auto`` too."""
         return None if value in ("", "auto") else value
+
+    @field_validator("model_repo_id")
+    @classmethod
+    def _repo_id(cls, value: str | None) -> str | None:
+        """A Single Language Pack's code stands for its repository."""
+        if value is None:
+            return None
+        repo = SINGLE_LANGUAGE_PACKS.get(value.strip(), value.strip())
+        owner, _, name = repo.partition("/")
+        if not owner or not name or "/" in name or " " in repo:
+            raise ValueError(
+                f"{value!r} is not a Hugging Face repository (owner/name) nor a Single Language "
+                f"Pack code ({', '.join(SINGLE_LANGUAGE_PACKS)})"
+            )
+        return repo
+
+    @field_validator("multilingual_t3_model")
+    @classmethod
+    def _t3_model(cls, value: str) -> str:
+        multilingual_t3_file(value)  # raises, naming the choices, for an unknown one
+        return value
+
+    @model_validator(mode="after")
+    def _language_pack_is_multilingual(self) -> Settings:
+        """A Single Language Pack is a multilingual model: it implies the variant."""
+        if self.model_repo_id in SINGLE_LANGUAGE_PACKS.values():
+            if self.model_variant not in (None, Variant.MULTILINGUAL):
+                raise ValueError(
+                    f"MODEL_REPO_ID={self.model_repo_id} is a Single Language Pack, a "
+                    f"chatterbox-multilingual model: unset MODEL_VARIANT or set it to "
+                    f"chatterbox-multilingual, not {self.model_variant}"
+                )
+            self.model_variant = Variant.MULTILINGUAL
+        return self
 
     @model_validator(mode="after")
     def _place_on_volume(self) -> Settings:
@@ -188,12 +243,17 @@ class Settings(BaseSettings):
                 self.preloaded_voices_dir = self.data_dir / "preloaded-voices"
             if "hf_home" not in explicit:
                 self.hf_home = self.data_dir / "huggingface-cache"
+            if "pkuseg_home" not in explicit:
+                self.pkuseg_home = self.data_dir / "pkuseg"
         return self
 
     def export_environment(self) -> None:
-        """Set ``HF_HOME`` for huggingface_hub (read at its import) and for child processes."""
+        """Set ``HF_HOME`` for huggingface_hub and ``PKUSEG_HOME`` for spacy_pkuseg (both read
+        at their import) and for child processes."""
         if self.hf_home is not None:
             os.environ["HF_HOME"] = str(self.hf_home)
+        if self.pkuseg_home is not None:
+            os.environ["PKUSEG_HOME"] = str(self.pkuseg_home)
 
     @property
     def api_keys(self) -> list[str]:

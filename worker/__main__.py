@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             variant=settings.model_variant,
             device=args.device,
             dtype=settings.model_dtype,
+            repo_id=settings.model_repo_id,
+            t3_model=settings.multilingual_t3_model,
         )
         bounds = QueueBounds(
             settings.tts_speech_token_queue_max_size, settings.tts_pcm_chunk_queue_max_size

@@ -77,6 +77,8 @@ class WorkerService:
         self.error = ""
         self.model_name = ""
         self.variant = ""
+        self.label = ""
+        self.repo_id = ""
         self.engine: StreamingEngine | None = None
         self.voices: VoiceCache | None = None
         self.runs: dict[str, JobRun] = {}
@@ -115,6 +117,8 @@ class WorkerService:
                 await self._precache()
             self.model_name = self.engine.model.describe()
             self.variant = self.engine.model.variant.value
+            self.label = self.engine.model.choice.label
+            self.repo_id = self.engine.model.choice.files.repo_id
             if self._stopped.is_set():  # told to stop while loading
                 return 0
             self.state = "ready"
@@ -148,6 +152,8 @@ class WorkerService:
                 active=len(self.runs),
                 model=self.model_name,
                 variant=self.variant,
+                label=self.label,
+                repo_id=self.repo_id,
                 error=self.error,
                 cached_voices=self.voices.voice_ids if self.voices else [],
             )

@@ -23,6 +23,8 @@ class WorkerStatus:
     capacity: int  # the slots the worker offers, from its heartbeat
     model: str
     variant: str
+    label: str  # which model, e.g. 'chatterbox-multilingual v3'
+    repo_id: str
     cached_voices: tuple[str, ...]
     error: str | None
     seconds_since_heartbeat: float | None
@@ -60,3 +62,8 @@ class PoolStatus:
     def variant(self) -> str | None:
         """The model variant the workers serve, once one has said."""
         return next((w.variant for w in self.workers if w.variant), None)
+
+    @property
+    def served_model(self) -> WorkerStatus | None:
+        """A worker that has loaded the model (all serve the same), for its label and repo."""
+        return next((w for w in self.workers if w.label), None)

@@ -90,6 +90,8 @@ class WorkerHandle:
     pid: int | None = None
     model: str = ""
     variant: str = ""
+    label: str = ""
+    repo_id: str = ""
     error: str = ""
     cached_voices: list[str] = field(default_factory=list)
 
@@ -113,6 +115,7 @@ class WorkerHandle:
         """What a heartbeat of the current generation tells about the worker."""
         self.last_beat = time.monotonic()
         self.pid, self.model, self.variant = beat.pid, beat.model, beat.variant
+        self.label, self.repo_id = beat.label, beat.repo_id
         self.capacity = beat.capacity
         self.cached_voices = beat.cached_voices
         if beat.error or beat.state == "ready":
@@ -130,6 +133,8 @@ class WorkerHandle:
             capacity=self.capacity,
             model=self.model,
             variant=self.variant,
+            label=self.label,
+            repo_id=self.repo_id,
             cached_voices=tuple(self.cached_voices),
             error=self.error or None,
             seconds_since_heartbeat=(

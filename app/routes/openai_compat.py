@@ -221,9 +221,14 @@ async def _sse(stream: RequestStream, chunks: AsyncIterator[bytes]) -> AsyncIter
 
 @router.get("/models", responses=errors(401, openai=True))
 async def models(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
-    served = pool.status().variant or (settings.model_variant or Variant.ENGLISH).value
-    data = [{"id": name, "object": "model", "created": 0, "owned_by": "resemble-ai"}
-            for name in (served, *MODEL_ALIASES)]  # fmt: skip
+    status = pool.status()
+    served = status.variant or (settings.model_variant or Variant.ENGLISH).value
+    data: list[dict[str, Any]] = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "resemble-ai"}
+        for name in (served, *MODEL_ALIASES)
+    ]
+    if (worker := status.served_model) is not None:  # which model, once a worker has loaded it
+        data[0].update(name=worker.label, repo_id=worker.repo_id)
     return {"object": "list", "data": data}
 
 
