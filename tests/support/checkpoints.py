@@ -19,3 +19,12 @@ class Checkpoints:
         if variant not in self.built:
             self.built[variant] = write_checkpoint(variant, "tiny", self.root / variant.value)
         return self.built[variant]
+
+
+def linked_copy(source: Path, target: Path, *, leave_out: tuple[str, ...] = ()) -> Path:
+    """A checkpoint directory of symlinks to ``source``'s files (cheap to alter one file of)."""
+    target.mkdir(parents=True)
+    for path in source.iterdir():
+        if path.name not in leave_out:
+            (target / path.name).symlink_to(path)
+    return target
