@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from common.settings import Settings
+from common.variants import Variant
 from tests.support.server import REPO
 
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -120,7 +121,7 @@ def test_runpod_hub_files_name_real_settings() -> None:
     assert tests["tests"] and all("text" in t["input"] for t in tests["tests"])
 
 
-@pytest.mark.parametrize("variant", ["chatterbox", "chatterbox-turbo", "chatterbox-multilingual"])
+@pytest.mark.parametrize("variant", [v.value for v in Variant])
 def test_the_weights_script_knows_every_variant(variant: str) -> None:
     result = subprocess.run(
         [sys.executable, "scripts/download_weights.py", "--help"],
