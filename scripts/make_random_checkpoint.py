@@ -3,7 +3,10 @@
     python scripts/make_random_checkpoint.py --variant chatterbox --size tiny OUT_DIR
 
 ``tiny`` builds the real upstream classes at reduced sizes (fast on a CPU, for tests); ``full`` at
-the real sizes (for GPU timing). The directory's random_weights.json marks it as random weights.
+the real sizes (for GPU timing). Every variant (chatterbox, chatterbox-turbo, chatterbox-nano,
+chatterbox-multilingual with both its v2 and v3 T3 files) gets exactly the files upstream's
+from_local reads, in the real files' shape. The directory's random_weights.json marks it as random
+weights.
 """
 
 from __future__ import annotations
