@@ -69,5 +69,5 @@ async def ping(pool: PoolDep) -> Response:
 
 @router.get("/system-status", dependencies=[Authorized], responses=errors(401, 403))
 async def status(pool: PoolDep) -> dict[str, Any]:
-    """CPU, RAM, per-GPU utilisation and memory, and each worker's state."""
+    """CPU, RAM, per-GPU utilisation and memory, the model served, and each worker's state."""
     return system_status(pool.status())
