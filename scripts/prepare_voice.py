@@ -1,13 +1,13 @@
 """Prepare a reference clip for a high-quality voice clone, offline, before uploading it.
 
     python scripts/prepare_voice.py interview.mp3 anna.wav
-    python scripts/prepare_voice.py raw.flac anna.wav --seconds 12 --lufs -27
+    python scripts/prepare_voice.py raw.flac anna.wav --seconds 12 --lufs -23
 
-It decodes any audio file (wav, mp3, flac, ogg, m4a, webm, opus, aac ...) to mono 24 kHz, trims
-the leading and trailing silence, picks the best ``--seconds`` (default 10) of speech, normalizes
-its loudness to ``--lufs`` (default -27 LUFS, the level the server and upstream Turbo use) and
-writes a 24 kHz mono 16-bit WAV. It prints what it did and warns about what it cannot fix: a clip
-of 5 s or less (Turbo needs more than 5 s), clipping, a noisy recording.
+It decodes any audio file (wav, mp3, flac, ogg, m4a, webm, opus, aac ...) to mono 24 kHz, looks
+past the leading and trailing silence, picks the best ``--seconds`` (default 10) of speech and
+writes that window, at its own level (or at ``--lufs`` if given), as a 24 kHz mono 16-bit WAV. It
+prints what it did and warns about what it cannot fix: a clip of 5 s or less (Turbo needs more
+than 5 s), clipping, a noisy recording.
 
 How the window is chosen. The clip is cut into 20 ms frames and each frame's level (RMS, in dB) is
 compared with the clip's speech level, the 95th percentile of the frame levels (a percentile, not
@@ -28,8 +28,10 @@ the window (plus its 10%) is kept whole. The server uses only the first 10 s of 
 S3Gen reference and the first 6 s (Turbo: 15 s) for T3's prompt, so ``--seconds`` above 10 mostly
 feeds the speaker embedding (which reads the whole clip).
 
-The server prepares every upload the same way (trim, -27 LUFS), so a clip made here at the default
-level is stored as it is; another ``--lufs`` only changes the file you keep. Exit status: 0 when
+The server stores an upload as it is (decoded to mono 24 kHz; upstream English and multilingual
+use the reference unchanged, and Turbo and Nano normalise it to -27 LUFS when they compute the
+voice), so what this script writes is what the model hears: the level is left alone unless
+``--lufs`` asks otherwise, and the loudness is printed for reference. Exit status: 0 when
 the clip was written (warnings included), 1 when the input cannot be decoded or has no sound, 2
 for bad arguments.
 """
@@ -52,7 +54,8 @@ sys.path.insert(0, str(REPO))
 
 from common.audio import SAMPLE_RATE as RATE  # noqa: E402
 from common.audio import AudioDecodeError, decode_audio  # noqa: E402
-from common.voices.clips import TARGET_LUFS, prepare_clip, trim_silence, wav_bytes  # noqa: E402
+from common.variants import TURBO_MIN_REFERENCE_SECONDS as TURBO_MIN_SECONDS  # noqa: E402
+from common.voices.clips import trim_silence, wav_bytes  # noqa: E402
 from common.voices.library import write_atomic  # noqa: E402
 
 Audio = npt.NDArray[np.float32]
@@ -67,7 +70,6 @@ SPREAD_SCALE_DB = 30.0  # steadiness = 1 - spread / this
 EDGE_BONUS = 0.1  # per window edge that falls in a pause
 CLIP_PENALTY = 2.0  # per fraction of frames holding clipped samples
 CLIPPED = 0.999  # a sample this close to full scale counts as clipped
-TURBO_MIN_SECONDS = 5.0
 LOW_SNR_DB = 20.0
 
 
@@ -95,14 +97,14 @@ def parse_args() -> argparse.Namespace:
         "--seconds", type=float, default=10.0, help="length of the window to keep (default 10)"
     )
     parser.add_argument(
-        "--lufs", type=float, default=TARGET_LUFS, help="loudness target (default -27)"
+        "--lufs", type=float, default=None, help="loudness target (default: keep the level)"
     )
     args = parser.parse_args()
     if args.output.suffix.lower() != ".wav":
         parser.error("OUT must be a .wav file")
     if not 1.0 <= args.seconds <= 120.0:
         parser.error("--seconds must be between 1 and 120")
-    if not -70.0 <= args.lufs <= -5.0:
+    if args.lufs is not None and not -70.0 <= args.lufs <= -5.0:
         parser.error("--lufs must be between -70 and -5")
     return args
 
@@ -286,9 +288,9 @@ def main() -> int:
         notes.append(f"{clipped} samples of the input are clipped; the chosen window has none")
 
     before = loudness(chosen)
-    prepared = prepare_clip(chosen)  # trims the window's edges, normalizes to TARGET_LUFS
-    if args.lufs != TARGET_LUFS and len(prepared):
-        prepared = prepared * np.float32(10 ** ((args.lufs - TARGET_LUFS) / 20))
+    prepared = chosen
+    if args.lufs is not None and math.isfinite(before):
+        prepared = chosen * np.float32(10 ** ((args.lufs - before) / 20))
         peak = float(np.abs(prepared).max())
         if peak > 0.99:
             prepared = prepared * np.float32(0.99 / peak)

@@ -1,7 +1,10 @@
 """Reference clips: checking an upload, and preparing the clip a voice is cloned from.
 
-The prepared clip is mono at the model's rate, its leading and trailing silence trimmed and its
-loudness normalized to upstream Turbo's reference level, so every variant hears the voice alike.
+The prepared clip is the upload decoded to mono at the model's rate and nothing else, because
+that is what upstream's ``prepare_conditionals`` reads: English and multilingual use the reference
+as it is (no trimming, no loudness change), and Turbo normalises its loudness itself, which the
+worker does for the Turbo family when it computes the conditioning (worker/engine/conditioning.py).
+Silence is measured only to refuse clips with too little sound.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ import wave
 
 import av
 import numpy as np
-import pyloudnorm
 
 from ..audio import SAMPLE_RATE, AudioDecodeError, AudioTooLong, decode_audio, int16_bytes
 from ..variants import TURBO_MIN_REFERENCE_SECONDS, Variant
 from .errors import VoiceError
 
-TARGET_LUFS = -27.0  # upstream Turbo's reference level
+# Part of every prepared entry's key (common.voices.library): change it whenever what is done to
+# a clip changes, so that no clip or conditioning prepared the old way is reused.
+PREPARATION = "v2: decoded to mono 24 kHz, as it is"
 SILENCE_DB = -40.0  # trim what is this far below the clip's loudest 20 ms
 SILENT_DB = -50.0  # a clip (or its sound) quieter than this is refused as silent
 MIN_SOUND_SECONDS = {v: TURBO_MIN_REFERENCE_SECONDS for v in Variant if v.turbo_family}
@@ -25,7 +29,9 @@ DEFAULT_MIN_SOUND_SECONDS = 1.0
 
 
 def check_upload(data: bytes, max_bytes: int, max_seconds: float, variant: Variant) -> np.ndarray:
-    """The prepared clip of an uploaded file, or VoiceError saying what is wrong with it."""
+    """The prepared clip of an uploaded file (decoded, as it is), or VoiceError saying what is
+    wrong with it: too large, not audio, too long, silent, or too little sound for ``variant``
+    (the sound lies between the first and the last frame within SILENCE_DB of the loudest)."""
     if len(data) > max_bytes:
         raise VoiceError("too_large", f"the file is over {max_bytes} bytes", "file")
     if not data:
@@ -43,7 +49,7 @@ def check_upload(data: bytes, max_bytes: int, max_seconds: float, variant: Varia
             f"more than {shortest:g} s",
             "file",
         )
-    return prepare_clip(wav)
+    return wav
 
 
 def decode(data: bytes, max_seconds: float | None = None) -> np.ndarray:
@@ -81,21 +87,9 @@ def sniff_suffix(data: bytes) -> str:
     return ".wav"
 
 
-def prepare_clip(wav: np.ndarray) -> np.ndarray:
-    """Trim leading and trailing silence, normalize loudness to TARGET_LUFS."""
-    wav = trim_silence(wav)
-    meter = pyloudnorm.Meter(SAMPLE_RATE)
-    if len(wav) > meter.block_size * SAMPLE_RATE:
-        loudness = meter.integrated_loudness(wav.astype(np.float64))
-        if np.isfinite(loudness):
-            wav = pyloudnorm.normalize.loudness(wav.astype(np.float64), loudness, TARGET_LUFS)
-    peak = float(np.abs(wav).max()) if len(wav) else 0.0
-    if peak > 0.99:
-        wav = wav * (0.99 / peak)
-    return np.asarray(wav, dtype=np.float32)
-
-
 def trim_silence(wav: np.ndarray) -> np.ndarray:
+    """``wav`` without its leading and trailing silence (kept: two 20 ms frames before the sound,
+    three after). Used to measure the sound, never applied to the stored clip."""
     frame = SAMPLE_RATE // 50
     frames = len(wav) // frame
     if frames < 2:

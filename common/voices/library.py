@@ -4,17 +4,18 @@ Layout, all under ``VOICES_DIR`` (the persistent volume; ``PRELOADED_VOICES_DIR`
 and holds originals only)::
 
     <voice_id>                      the uploaded original, as uploaded; its name is the voice id
-    .prepared/<sha256>/clip.wav     the clip used for cloning: mono 24 kHz, loudness-normalized,
-                                    leading and trailing silence trimmed
+    .prepared/<sha256>/clip.wav     the clip used for cloning: the original decoded to mono 24 kHz
+                                    (common.voices.clips says why nothing else is done to it)
     .prepared/<sha256>/<variant>.pt the conditioning for one model variant (written by workers)
     .prepared/<sha256>/.unreferenced  since when no voice has used the entry (common.voices.sweep)
 
-Prepared files are addressed by the SHA-256 of the original's bytes, so they are immutable: an
-overwrite makes a new directory, a request that raced it still reads the old one whole, and a
-restart (or another master on the same volume) finds the work already done. Every file is
-written to a temporary name in the same directory, fsynced and renamed into place, so a crash
-never leaves half a file; a new id is linked into place (``os.link`` fails if it exists), so two
-concurrent uploads of one id cannot both win.
+Prepared files are addressed by the SHA-256 of the original's bytes (after ``clips.PREPARATION``,
+so that an entry prepared another way, by an older release, is never reused), so they are
+immutable: an overwrite makes a new directory, a request that raced it still reads the old one
+whole, and a restart (or another master on the same volume) finds the work already done. Every
+file is written to a temporary name in the same directory, fsynced and renamed into place, so a
+crash never leaves half a file; a new id is linked into place (``os.link`` fails if it exists),
+so two concurrent uploads of one id cannot both win.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .clips import decode, prepare_clip, wav_bytes
+from .clips import PREPARATION, decode, wav_bytes
 from .errors import VoiceError
 
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm", ".opus", ".aac")
@@ -141,7 +142,8 @@ class VoiceLibrary:
         if key not in self._hashes:
             if len(self._hashes) > 10_000:
                 self._hashes.clear()
-            self._hashes[key] = hashlib.sha256(voice.path.read_bytes()).hexdigest()
+            digest = hashlib.sha256(PREPARATION.encode() + b"\0" + voice.path.read_bytes())
+            self._hashes[key] = digest.hexdigest()
         return self._hashes[key]
 
     def prepared_dir(self, content_hash: str) -> Path:
@@ -160,7 +162,7 @@ class VoiceLibrary:
                 _unmark(clip.parent)
                 return clip, digest
         if prepared is None:
-            prepared = prepare_clip(decode(voice.path.read_bytes()))
+            prepared = decode(voice.path.read_bytes())
         data = wav_bytes(prepared)
         clip = self.prepared_dir(digest) / "clip.wav"
         try:

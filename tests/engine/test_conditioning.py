@@ -1,4 +1,5 @@
-"""Voice conditioning from reference clips of every supported format, saved and reloaded."""
+"""Voice conditioning from reference clips of every supported format, saved and reloaded, and
+equal to what upstream's own ``prepare_conditionals`` computes from the same file."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from chatterbox.tts import ChatterboxTTS
+from chatterbox.tts_turbo import ChatterboxTurboTTS
 
 from common.audio import AudioDecodeError, decode_audio
+from common.variants import Variant
 from tests.support.audio_files import write_audio
+from tests.support.checkpoints import Checkpoints
 from tests.support.engine import synthesize
 from worker.engine.conditioning import VoiceConditioning, compute_conditioning, load_reference
 from worker.engine.errors import InvalidRequestError
-from worker.engine.loading import LoadedModel
+from worker.engine.loading import LoadedModel, load_model
 from worker.engine.pipeline import StreamingEngine
 from worker.engine.random_checkpoint import reference_clip
 
@@ -83,3 +88,49 @@ def test_a_clip_that_is_not_audio_is_refused(tmp_path: Path) -> None:
 def test_a_too_short_clip_is_refused(english_model: LoadedModel) -> None:
     with pytest.raises(InvalidRequestError):
         compute_conditioning(english_model, np.zeros(2400, dtype=np.float32), 24000)
+
+
+def upstream_conditionals(cls: type, model: LoadedModel, path: Path) -> VoiceConditioning:
+    """``cls.prepare_conditionals`` (upstream's, unchanged) run on our loaded modules."""
+    upstream = object.__new__(cls)  # skips the watermarker, which conditioning never uses
+    upstream.t3, upstream.s3gen, upstream.ve = model.t3, model.s3gen, model.voice_encoder
+    upstream.device = "cpu"
+    upstream.prepare_conditionals(str(path), exaggeration=0.5)
+    return VoiceConditioning(upstream.conds.t3, upstream.conds.gen)
+
+
+def assert_same_conditioning(ours: VoiceConditioning, theirs: VoiceConditioning) -> None:
+    assert torch.equal(ours.t3.cond_prompt_speech_tokens, theirs.t3.cond_prompt_speech_tokens)
+    assert torch.allclose(ours.t3.speaker_emb, theirs.t3.speaker_emb, atol=1e-5)
+    assert torch.equal(ours.t3.emotion_adv, theirs.t3.emotion_adv)
+    assert ours.gen.keys() == theirs.gen.keys()
+    assert torch.equal(ours.gen["prompt_token"], theirs.gen["prompt_token"])
+    for key in ("prompt_feat", "embedding"):
+        assert torch.allclose(ours.gen[key], theirs.gen[key], atol=1e-5), key
+
+
+@pytest.fixture(scope="module")
+def turbo_model(checkpoints: Checkpoints) -> LoadedModel:
+    return load_model(checkpoints(Variant.TURBO), device="cpu")
+
+
+def test_english_conditioning_equals_upstreams_from_the_clip_as_it_is(
+    english_model: LoadedModel, clip: np.ndarray, tmp_path: Path
+) -> None:
+    """A quiet clip with silence around it: upstream neither trims nor normalises it."""
+    quiet = np.concatenate([np.zeros(12000), 0.05 * clip, np.zeros(6000)]).astype(np.float32)
+    path = write_audio(tmp_path / "quiet.wav", quiet, 24000)
+    ours = compute_conditioning(english_model, load_reference(path), 24000)
+    assert_same_conditioning(ours, upstream_conditionals(ChatterboxTTS, english_model, path))
+
+
+def test_turbo_conditioning_equals_upstreams_loudness_normalised(
+    turbo_model: LoadedModel, tmp_path: Path
+) -> None:
+    quiet = 0.05 * reference_clip(7.0, 24000, seed=4)
+    path = write_audio(tmp_path / "quiet.wav", quiet, 24000)
+    ours = compute_conditioning(turbo_model, load_reference(path), 24000)
+    assert_same_conditioning(ours, upstream_conditionals(ChatterboxTurboTTS, turbo_model, path))
+    with torch.inference_mode():  # the mel of the clip as it is: normalising made a difference
+        as_it_is = turbo_model.s3gen.embed_ref(load_reference(path), 24000, device="cpu")
+    assert not torch.allclose(as_it_is["prompt_feat"], ours.gen["prompt_feat"], atol=1e-2)

@@ -1,17 +1,21 @@
-"""Checking an uploaded clip without trusting it: common.voices.clips.check_upload."""
+"""Checking an uploaded clip without trusting it, and what is stored of it (common.voices)."""
 
 from __future__ import annotations
 
 import io
 import tracemalloc
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from common.audio import SAMPLE_RATE
 from common.variants import Variant
-from common.voices.clips import check_upload
+from common.voices import library as library_module
+from common.voices.clips import check_upload, wav_bytes
 from common.voices.errors import VoiceError
+from common.voices.library import VoiceLibrary
 
 
 def silence_flac(hours: float, rate: int = 8000) -> bytes:
@@ -42,3 +46,40 @@ def test_a_clip_too_long_is_refused_as_soon_as_decoding_passes_the_limit() -> No
         tracemalloc.stop()
     assert refused.value.kind == "unusable_audio" and "over 30 s" in str(refused.value)
     assert peak < 50_000_000  # decoded whole, it would be 345 MB
+
+
+def speech_with_silence_around(level: float) -> np.ndarray:
+    """1 s of silence, 6 s of a tone at ``level`` (peak), 0.5 s of silence; mono 24 kHz."""
+    t = np.arange(6 * SAMPLE_RATE) / SAMPLE_RATE
+    tone = level * np.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+    silence = np.zeros(SAMPLE_RATE)
+    return np.concatenate([silence, tone, silence[: SAMPLE_RATE // 2]]).astype(np.float32)
+
+
+def test_an_upload_is_stored_as_it_is_neither_trimmed_nor_normalised() -> None:
+    """Upstream English and multilingual read the reference unchanged (Turbo normalises it
+    itself, in the worker): the prepared clip is the decoded upload, silence and level kept."""
+    wav = speech_with_silence_around(0.05)
+    data = wav_bytes(wav)
+    prepared = check_upload(data, 10_000_000, 60, Variant.ENGLISH)
+    assert len(prepared) == len(wav)
+    assert np.allclose(prepared, wav, atol=1e-4)  # 16-bit rounding only
+
+
+def test_too_little_sound_is_still_refused_whatever_the_silence_around_it() -> None:
+    wav = speech_with_silence_around(0.5)  # 7.5 s long, 6 s of sound
+    check_upload(wav_bytes(wav), 10_000_000, 60, Variant.TURBO)
+    short = np.concatenate([np.zeros(5 * SAMPLE_RATE), wav[SAMPLE_RATE : 4 * SAMPLE_RATE]])
+    with pytest.raises(VoiceError, match=r"3\.0 s of sound; chatterbox-turbo needs more than 5 s"):
+        check_upload(wav_bytes(short.astype(np.float32)), 10_000_000, 60, Variant.TURBO)
+
+
+def test_a_new_way_of_preparing_clips_never_reuses_old_prepared_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = wav_bytes(speech_with_silence_around(0.5))
+    library = VoiceLibrary(tmp_path / "voices", tmp_path / "preloaded")
+    voice = library.add("anna.wav", data, overwrite=False)
+    before = library.content_hash(voice)
+    monkeypatch.setattr(library_module, "PREPARATION", "some other preparation")
+    assert VoiceLibrary(library.voices_dir, library.preloaded_dir).content_hash(voice) != before

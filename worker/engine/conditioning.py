@@ -86,7 +86,10 @@ def load_reference(path: str | Path) -> np.ndarray:
 def compute_conditioning(
     model: LoadedModel, wav: np.ndarray, sample_rate: int, exaggeration: float = 0.5
 ) -> VoiceConditioning:
-    """Compute a voice's conditioning from a mono clip, as upstream ``prepare_conditionals``."""
+    """Compute a voice's conditioning from a mono clip, as upstream ``prepare_conditionals``:
+    the Turbo family first normalises the clip to -27 LUFS (upstream ``norm_loudness``, on by
+    default), English and multilingual use it as it is. The stored clip is the upload decoded
+    and nothing else (common.voices.clips), so this is the only processing a voice gets."""
     wav24 = resample(np.asarray(wav, dtype=np.float32), sample_rate, SAMPLE_RATE)
     seconds = wav24.size / SAMPLE_RATE
     if model.variant.turbo_family:
