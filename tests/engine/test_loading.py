@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.variants import FILES, Variant
+from common.variants import FILES, ModelChoice, Variant
 from tests.support.checkpoints import Checkpoints
 from worker.engine.architecture import count_parameters
 from worker.engine.errors import InvalidCheckpointError, ModelNotFoundError
@@ -21,6 +21,7 @@ def test_random_checkpoint_loads_through_model_path_and_says_so(english_dir: Pat
     assert model.variant is Variant.ENGLISH
     assert model.random_weights and model.weights == "random weights"
     assert "random weights" in model.describe()
+    assert model.choice.label == "chatterbox" and model.describe().startswith("chatterbox (")
     assert model.builtin_voice is not None
     assert model.device == torch.device("cpu")
 
@@ -37,7 +38,7 @@ def test_upstream_file_layout(english_dir: Path) -> None:
 
 def test_missing_weights_offline_give_one_actionable_error(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError) as error:
-        resolve_checkpoint(Variant.ENGLISH, tmp_path / "nowhere")
+        resolve_checkpoint(ModelChoice(Variant.ENGLISH), tmp_path / "nowhere")
     message = str(error.value)
     assert "t3_cfg.safetensors" in message and str(tmp_path / "nowhere") in message
     assert "ResembleAI/chatterbox" in message and "Hugging Face cache" in message
