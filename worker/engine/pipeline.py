@@ -36,7 +36,7 @@ from .s3gen_batcher import S3GenBatcher
 from .s3gen_stream import S3GenStream, StreamConfig
 from .sampling import sampling_config
 from .stats import SynthesisStats
-from .t3_batcher import T3Batcher, TokenBuffer
+from .t3_batcher import T3Batcher, TokenBuffer, drops_token_before_eos
 from .t3_runner import T3Prompt
 from .t3_scheduler import T3Sequence
 from .text_feed import FLUSH, TextFeed
@@ -237,7 +237,8 @@ class StreamingEngine:
     async def _speak(self, request: _Request, text: str, generator: torch.Generator) -> None:
         """Generate one chunk's tokens in the T3 batch, handing them on a slice at a time."""
         params, stats = request.params, request.stats
-        buffer = TokenBuffer(params.audio_tokens_per_slice, self.t3.wake)
+        drop = drops_token_before_eos(self.model.variant)
+        buffer = TokenBuffer(params.audio_tokens_per_slice, self.t3.wake, drop_before_eos=drop)
         sequence = await self._sequence(request, text, generator, buffer)
         self.t3.add(sequence)
         try:
