@@ -78,7 +78,7 @@ async def upload_voice(
     if seconds > REFERENCE_WINDOW_SECONDS:
         notes.append(
             f"the clip is {seconds:.1f} s long; the model uses only its first "
-            f"{REFERENCE_WINDOW_SECONDS:.0f} s (after trimming silence): put the best part first"
+            f"{REFERENCE_WINDOW_SECONDS:.0f} s: put the best part first"
         )
     return {
         "voice_id": voice.voice_id,
