@@ -39,7 +39,7 @@ from bench_service import KEY, report, start_service  # noqa: E402
 from common.params import SynthesisParams  # noqa: E402
 from common.settings import KV_CACHE_TOKENS  # noqa: E402
 from worker.engine.loading import LoadedModel, load_model  # noqa: E402
-from worker.engine.pipeline import StreamingEngine  # noqa: E402
+from worker.engine.pipeline import StreamingEngine, prompt_overhead  # noqa: E402
 from worker.engine.sampling import sampling_config  # noqa: E402
 from worker.engine.t3_batcher import T3Batcher, TokenBuffer  # noqa: E402
 from worker.engine.t3_runner import T3Prompt  # noqa: E402
@@ -126,9 +126,11 @@ async def t3_tokens_per_second(model: LoadedModel, streams: int, tokens: int) ->
     try:
         for i in range(streams):
             buffer = TokenBuffer(tokens, t3.wake)
-            prompt = T3Prompt(voice.t3_cond_for(0.5, model.dtype), model.tokenize(TEXT, None))
+            ids = model.tokenize(TEXT, None)
+            prompt = T3Prompt(voice.t3_cond_for(0.5, model.dtype), ids)
             t3.add(T3Sequence(
-                prompt=prompt, budget=tokens, sampling=sampling_config(model.variant, params),
+                prompt=prompt, prompt_length=prompt_overhead(model) + len(ids), budget=tokens,
+                sampling=sampling_config(model.variant, params),
                 cfg_weight=0.5, ignore_eos=True, generator=torch.Generator().manual_seed(i),
                 on_tokens=buffer.push, on_error=buffer.fail,
             ))  # fmt: skip

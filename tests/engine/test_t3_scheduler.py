@@ -20,14 +20,17 @@ class Listener:
         self.finished = finished
 
 
-def sequence(name: str, budget: int = 10, runnable: bool = True) -> tuple[T3Sequence, Listener]:
+def sequence(
+    name: str, budget: int = 10, runnable: bool = True, prompt_length: int = 5
+) -> tuple[T3Sequence, Listener]:
     listener = Listener()
 
     def fail(error: BaseException) -> None:
         raise AssertionError(error)
 
     seq = T3Sequence(
-        prompt=name, budget=budget, sampling=GREEDY, cfg_weight=0.5, ignore_eos=False,
+        prompt=name, prompt_length=prompt_length, budget=budget, sampling=GREEDY,
+        cfg_weight=0.5, ignore_eos=False,
         generator=None, on_tokens=listener, on_error=fail, runnable=lambda: runnable,
     )  # fmt: skip
     return seq, listener
@@ -106,11 +109,30 @@ def test_eos_ends_a_sequence_without_a_token_unless_a_count_is_fixed() -> None:
 
 def test_the_budget_is_cut_to_what_the_slot_holds() -> None:
     scheduler = T3Scheduler(slots=1, context=12, eos=EOS)
-    seq, listener = sequence("long", budget=500)
+    seq, listener = sequence("long", budget=6, prompt_length=5)  # declared: it fits
     scheduler.add(seq)
     while not listener.finished:
-        step(scheduler, prompt_length=8)
+        step(scheduler, prompt_length=8)  # the prefill came out longer
     assert len(listener.tokens) == 12 - 8 - 1  # the last fed token must still fit
+
+
+def test_a_sequence_that_overflows_its_slot_fails_alone_and_never_reaches_the_runner() -> None:
+    scheduler = T3Scheduler(slots=2, context=40, eos=EOS)
+    errors: list[BaseException] = []
+    (big, listen_big), (small, listen_small) = (
+        sequence("big", budget=30, prompt_length=10),
+        (sequence("small", budget=3)),
+    )
+    big.on_error = errors.append
+    scheduler.add(big)
+    scheduler.add(small)
+    plan = step(scheduler)
+    assert [s.prompt for _, s in plan.prefill] == ["small"]
+    assert len(errors) == 1 and "do not fit the 40 KV-cache positions" in str(errors[0])
+    assert big.finished and listen_big.tokens == []
+    while not listen_small.finished:
+        step(scheduler)
+    assert listen_small.tokens == [1, 1, 1]
 
 
 def test_a_cancelled_sequence_gets_no_more_tokens_and_frees_its_slot() -> None:

@@ -6,6 +6,8 @@ import asyncio
 
 import pytest
 
+from common.variants import Variant
+from tests.engine.test_text import limit
 from worker.engine.errors import InvalidRequestError
 from worker.engine.text_feed import FLUSH, TextFeed
 
@@ -18,7 +20,7 @@ def ready(feed: TextFeed) -> list[object]:
 
 
 def test_a_sentence_is_released_when_the_space_after_it_arrives() -> None:
-    feed = TextFeed(150)
+    feed = TextFeed(limit(150))
     for piece in ["Hel", "lo the", "re."]:
         feed.push(piece)
         assert not feed.has_ready()
@@ -32,7 +34,7 @@ def test_a_sentence_is_released_when_the_space_after_it_arrives() -> None:
 
 
 def test_flush_releases_an_unfinished_sentence_and_marks_a_pause() -> None:
-    feed = TextFeed(150)
+    feed = TextFeed(limit(150))
     feed.push("no full stop")
     feed.flush()
     assert ready(feed) == ["No full stop.", FLUSH]
@@ -41,14 +43,14 @@ def test_flush_releases_an_unfinished_sentence_and_marks_a_pause() -> None:
 
 
 def test_run_on_text_is_cut_at_a_space_before_the_limit() -> None:
-    feed = TextFeed(30)
+    feed = TextFeed(limit(30))
     feed.push("word " * 10)
     chunks = ready(feed)
     assert chunks and all(isinstance(c, str) and len(c) <= 31 for c in chunks)
 
 
 def test_unspeakable_pieces_are_skipped_and_text_after_close_is_refused() -> None:
-    feed = TextFeed(150)
+    feed = TextFeed(limit(150))
     feed.push("🙂🙂. ")
     assert not feed.has_ready()
     feed.close()
@@ -58,7 +60,7 @@ def test_unspeakable_pieces_are_skipped_and_text_after_close_is_refused() -> Non
 
 def test_get_waits_for_text() -> None:
     async def scenario() -> object:
-        feed = TextFeed(150)
+        feed = TextFeed(limit(150))
         waiting = asyncio.create_task(feed.get())
         await asyncio.sleep(0.01)
         assert not waiting.done()
@@ -66,3 +68,35 @@ def test_get_waits_for_text() -> None:
         return await asyncio.wait_for(waiting, 1)
 
     assert asyncio.run(scenario()) == "Now."
+
+
+def test_a_cjk_sentence_ends_at_its_mark_once_the_next_character_shows_no_closer_follows() -> None:
+    feed = TextFeed(limit(150, variant=Variant.MULTILINGUAL))
+    feed.push("「行くよ。")
+    assert not feed.has_ready()  # a closing bracket may still come
+    feed.push("」")
+    assert not feed.has_ready()
+    feed.push("と")
+    assert ready(feed) == ["「行くよ。」."]  # punc_norm's "." after 」, as upstream's
+    feed.push("彼は言った。今")
+    assert ready(feed) == ["と彼は言った。"]
+
+
+def test_run_on_cjk_text_is_released_at_a_clause_once_it_no_longer_fits() -> None:
+    feed = TextFeed(limit(12, variant=Variant.MULTILINGUAL))
+    for ch in "今天天气很好，我们去公园散步、然后":
+        feed.push(ch)
+    assert ready(feed) == ["今天天气很好，"]
+    feed.close()
+    assert ready(feed) == ["我们去公园散步、然后."]
+
+
+def test_text_that_cannot_fit_ends_the_feed_after_the_chunks_before_it() -> None:
+    feed = TextFeed(limit(room=40))  # a letter fits, a digit (45 positions) does not
+    feed.push("A. B. ")
+    feed.push("7 ")
+    assert feed.closed
+    assert [asyncio.run(feed.get()) for _ in range(2)] == ["A.", "B."]
+    with pytest.raises(InvalidRequestError) as error:
+        asyncio.run(feed.get())
+    assert error.value.field == "text" and "'7'" in str(error.value)

@@ -10,6 +10,7 @@ from common.params import SynthesisParams
 from common.variants import Variant
 from worker.engine.conditioning import VoiceConditioning
 from worker.engine.loading import LoadedModel
+from worker.engine.pipeline import prompt_overhead
 from worker.engine.sampling import sampling_config
 from worker.engine.t3_runner import T3Prompt, T3Runner
 from worker.engine.t3_scheduler import T3Scheduler, T3Sequence
@@ -33,6 +34,7 @@ def sequence(model: LoadedModel, request: Request, seed: int = 0) -> T3Sequence:
     assert voice is not None
     params = request.params
     budget = params.fixed_token_count or 100
+    ids = model.tokenize(request.text, params.language)
 
     def on_tokens(tokens: list[int], finished: bool) -> None:
         request.tokens.extend(tokens)
@@ -42,10 +44,8 @@ def sequence(model: LoadedModel, request: Request, seed: int = 0) -> T3Sequence:
         raise error
 
     return T3Sequence(
-        prompt=T3Prompt(
-            voice.t3_cond_for(params.exaggeration, model.dtype),
-            model.tokenize(request.text, params.language),
-        ),
+        prompt=T3Prompt(voice.t3_cond_for(params.exaggeration, model.dtype), ids),
+        prompt_length=prompt_overhead(model) + len(ids),
         budget=budget,
         sampling=sampling_config(model.variant, params),
         cfg_weight=0.0 if model.variant is Variant.TURBO else params.cfg_weight,

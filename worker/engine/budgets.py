@@ -1,34 +1,90 @@
-"""How many tokens, where: each chunk's token budget, the slices T3 hands over, the windows
-S3Gen decodes, and the longest text chunk a KV-cache slot holds. Counts only, never timings,
-so a seed reproduces a request exactly, alone or beside others."""
+"""How many tokens, where: each chunk's speech budget, the room a KV-cache slot has, the slices
+T3 hands over and the windows S3Gen decodes. Counts only, never timings, so a seed reproduces a
+request exactly, alone or beside others.
+
+A chunk's budget is the most speech any natural reading of its text takes: 1 s, plus each
+character's duration at **slow** speech in its script. The slow rates (characters per second)
+and the natural rates they leave a margin over:
+
+| characters | slow | natural | margin |
+|---|---|---|---|
+| Latin, Cyrillic, Greek, spaces, punctuation | 8 | ~14 (160 words/min) | 1.75x |
+| Arabic, Hebrew (vowels mostly unwritten) | 6 | ~10 | 1.7x |
+| Devanagari and the other Indic scripts (code points) | 7 | ~12 | 1.7x |
+| Han (one syllable in Chinese, ~2 morae in Japanese) | 2 | 5 (zh), 4 (ja) | 2.5x, 2x |
+| Kana (one mora) | 4 | ~8 | 2x |
+| Hangul syllables and jamo | 3 | ~6 | 2x |
+| digits and symbols (read out as words) | 1.5 | 0.25-0.6 s each | >1.1x |
+
+Hallucinating or random-weight models otherwise run on to upstream's 1000 tokens (40 s).
+"""
 
 from __future__ import annotations
 
+import bisect
 import math
+import unicodedata
 
 from common.params import SynthesisParams
 
 TOKENS_PER_SECOND = 25
-SLOWEST_CHARS_PER_SECOND = 8.0
+BASE_SECONDS = 1.0
+DEFAULT_CHARS_PER_SECOND = 8.0  # Latin, Cyrillic, Greek, whitespace, punctuation, the rest
+SPOKEN_SYMBOLS_PER_SECOND = 1.5  # a digit or symbol may be read as a whole word
+# (first code point, last code point, slow characters per second), sorted, not overlapping.
+SCRIPT_RATES: tuple[tuple[int, int, float], ...] = (
+    (0x0590, 0x05FF, 6.0),  # Hebrew
+    (0x0600, 0x06FF, 6.0),  # Arabic
+    (0x0700, 0x074F, 6.0),  # Syriac
+    (0x0750, 0x077F, 6.0),  # Arabic supplement
+    (0x0780, 0x07BF, 6.0),  # Thaana
+    (0x08A0, 0x08FF, 6.0),  # Arabic extended-A
+    (0x0900, 0x0DFF, 7.0),  # Devanagari ... Sinhala
+    (0x1100, 0x11FF, 3.0),  # Hangul jamo
+    (0x3040, 0x30FF, 4.0),  # Hiragana, Katakana
+    (0x3130, 0x318F, 3.0),  # Hangul compatibility jamo
+    (0x31F0, 0x31FF, 4.0),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF, 2.0),  # CJK extension A
+    (0x4E00, 0x9FFF, 2.0),  # CJK unified ideographs
+    (0xAC00, 0xD7AF, 3.0),  # Hangul syllables
+    (0xF900, 0xFAFF, 2.0),  # CJK compatibility ideographs
+    (0xFB1D, 0xFB4F, 6.0),  # Hebrew presentation forms
+    (0xFB50, 0xFDFF, 6.0),  # Arabic presentation forms-A
+    (0xFE70, 0xFEFF, 6.0),  # Arabic presentation forms-B
+    (0xFF66, 0xFF9F, 4.0),  # half-width Katakana
+    (0x20000, 0x3FFFF, 2.0),  # CJK extensions B-H
+)
+_STARTS = [start for start, _, _ in SCRIPT_RATES]
 # The first slice is short so audio starts early; later slices use audio_tokens_per_slice.
 FIRST_SLICE_TOKENS = 16
 MAX_WINDOW_GROWTH = 4
 
 
+def char_seconds(ch: str) -> float:
+    """How long ``ch`` may take to say at slow speech (see the table above)."""
+    if unicodedata.category(ch)[0] in "NS":
+        return 1.0 / SPOKEN_SYMBOLS_PER_SECOND
+    point = ord(ch)
+    index = bisect.bisect_right(_STARTS, point) - 1
+    if index >= 0 and point <= SCRIPT_RATES[index][1]:
+        return 1.0 / SCRIPT_RATES[index][2]
+    return 1.0 / DEFAULT_CHARS_PER_SECOND
+
+
+def slow_seconds(text: str) -> float:
+    """The longest natural reading of ``text``: 1 s plus each character at slow speech."""
+    return BASE_SECONDS + sum(char_seconds(ch) for ch in text)
+
+
 def token_budget(text: str, model_limit: int) -> int:
-    """Most speech tokens a text may take: 1 s plus 1 s per 8 characters (slow speech).
-
-    Hallucinating or random-weight models otherwise run on to upstream's 1000 tokens (40 s).
-    """
-    seconds = 1.0 + len(text) / SLOWEST_CHARS_PER_SECOND
-    return max(1, min(math.ceil(seconds * TOKENS_PER_SECOND), model_limit))
+    """Most speech tokens ``text`` may take (its slow reading), at most ``model_limit``."""
+    return max(1, min(math.ceil(slow_seconds(text) * TOKENS_PER_SECOND), model_limit))
 
 
-def longest_chunk(context: int, prompt_overhead: int) -> int:
-    """The most characters a text chunk may have so that its prompt (at most a token per
-    character, plus ``prompt_overhead``) and its whole budget fit in ``context`` positions."""
-    per_char = 1 + TOKENS_PER_SECOND / SLOWEST_CHARS_PER_SECOND
-    return max(1, int((context - prompt_overhead - TOKENS_PER_SECOND) / per_char))
+def speech_room(context: int, prompt_length: int) -> int:
+    """Speech tokens a slot of ``context`` positions holds after a prompt of ``prompt_length``
+    (each generated token is fed back and takes a position; one position is kept spare)."""
+    return context - prompt_length - 1
 
 
 def slice_size(params: SynthesisParams, emitted_any: bool) -> int:

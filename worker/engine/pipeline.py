@@ -28,10 +28,11 @@ from common.params import SynthesisParams
 from common.settings import KV_CACHE_TOKENS
 from common.variants import SUPPORTED_LANGUAGES, Variant
 
-from .budgets import longest_chunk, slice_size, token_budget, window_size
+from .budgets import slice_size, speech_room, token_budget, window_size
 from .conditioning import VoiceConditioning
 from .errors import InvalidRequestError
 from .loading import LoadedModel
+from .punctuation import punc_norm
 from .s3gen_batcher import S3GenBatcher
 from .s3gen_stream import S3GenStream, StreamConfig
 from .sampling import sampling_config
@@ -39,6 +40,7 @@ from .stats import SynthesisStats
 from .t3_batcher import T3Batcher, TokenBuffer, drops_token_before_eos
 from .t3_runner import T3Prompt
 from .t3_scheduler import T3Sequence
+from .text import ChunkLimit
 from .text_feed import FLUSH, TextFeed
 
 _END = object()
@@ -76,11 +78,13 @@ class _Request:
 
 
 def prompt_overhead(model: LoadedModel) -> int:
-    """KV positions a chunk's prompt takes beside its text: conditioning (speaker, voice prompt
-    or its perceiver summary, exaggeration), the text's start and stop, two start-of-speech."""
+    """KV positions a chunk's prompt takes beside its text tokens, as the runner lays it out:
+    conditioning (speaker, voice prompt or its perceiver summary, exaggeration), then the
+    text's start and stop and two start-of-speech (Turbo and Nano: one start-of-speech)."""
     hp = model.t3.hp
     prompt = 32 if hp.use_perceiver_resampler else hp.speech_cond_prompt_len
-    return 1 + prompt + int(hp.emotion_adv) + 4
+    conditioning = 1 + prompt + int(hp.emotion_adv)
+    return conditioning + (1 if model.variant.turbo_family else 4)
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,9 @@ class StreamingEngine:
         if first_windows is None:
             first_windows = max_windows if model.device.type == "cuda" else CPU_FIRST_WINDOWS
         self.s3gen = S3GenBatcher(model, max_windows, first_windows, threads)
-        self.max_chunk_chars = longest_chunk(context, prompt_overhead(model))
+        self.context = context
+        self.prompt_overhead = prompt_overhead(model)
+        self.speech_limit = model.t3.hp.max_speech_tokens - 4
 
     def close(self) -> None:
         self.t3.close()
@@ -141,12 +147,24 @@ class StreamingEngine:
                 f"{self.model.variant.value} speaks English only; language={params.language!r} "
                 "needs the chatterbox-multilingual model",
             )
-        chunk_chars = min(params.text_processing_chunk_size, self.max_chunk_chars)
+        limit = self.chunk_limit(params)
         if text is None:
-            return TextFeed(chunk_chars)
+            return TextFeed(limit)
         if not isinstance(text, str) or not text.strip():
             raise InvalidRequestError("text", "text is empty")
-        return TextFeed.whole(text, chunk_chars)
+        return TextFeed.whole(text, limit)
+
+    def chunk_limit(self, params: SynthesisParams) -> ChunkLimit:
+        """What one chunk of a request may hold: its prompt (in tokens of the model's own
+        tokenizer, for the request's language) and its whole speech budget fit a slot."""
+        model, language = self.model, params.language
+        return ChunkLimit(
+            max_chars=params.text_processing_chunk_size,
+            room=speech_room(self.context, self.prompt_overhead),
+            count=lambda chunk: len(model.tokenize(chunk, language)),
+            normalize=lambda chunk: punc_norm(chunk, model.variant),
+            model_limit=self.speech_limit,
+        )
 
     def voice_or_default(self, voice: VoiceConditioning | None) -> VoiceConditioning:
         if voice is not None:
@@ -256,10 +274,16 @@ class StreamingEngine:
     ) -> T3Sequence:
         model, params = self.model, request.params
         ids = await asyncio.to_thread(model.tokenize, text, params.language)
-        limit = model.t3.hp.max_speech_tokens - 4
+        prompt_length = self.prompt_overhead + len(ids)
+        if params.fixed_token_count is None:
+            budget = token_budget(text, self.speech_limit)  # the chunk was cut to fit
+        else:  # a benchmark's fixed count, cut to what the slot holds
+            room = speech_room(self.context, prompt_length)
+            budget = min(params.fixed_token_count, self.speech_limit, room)
         return T3Sequence(
             prompt=T3Prompt(request.voice.t3_cond_for(params.exaggeration, model.dtype), ids),
-            budget=min(params.fixed_token_count or token_budget(text, limit), limit),
+            prompt_length=prompt_length,
+            budget=budget,
             sampling=sampling_config(model.variant, params),
             cfg_weight=0.0 if model.variant.turbo_family else params.cfg_weight,
             ignore_eos=params.fixed_token_count is not None,

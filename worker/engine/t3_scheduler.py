@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .budgets import speech_room
+from .errors import InvalidRequestError
 from .sampling import SamplingConfig
 
 _ids = itertools.count()
@@ -29,13 +31,14 @@ _ids = itertools.count()
 class T3Sequence:
     """One text chunk's speech tokens being generated: what the scheduler knows of it.
 
-    ``prompt`` is opaque here (the runner builds the prefill from it); ``generator`` draws the
-    sequence's random numbers (also opaque); ``runnable`` says whether it may take a step now;
-    ``on_tokens`` receives each step's tokens and, once, ``finished=True``; ``on_error`` the
-    error that ended it instead.
+    ``prompt`` is opaque here (the runner builds the prefill from it), ``prompt_length`` the
+    KV positions its prefill fills; ``generator`` draws the sequence's random numbers (also
+    opaque); ``runnable`` says whether it may take a step now; ``on_tokens`` receives each
+    step's tokens and, once, ``finished=True``; ``on_error`` the error that ended it instead.
     """
 
     prompt: Any
+    prompt_length: int
     budget: int  # most tokens it may generate
     sampling: SamplingConfig
     cfg_weight: float
@@ -107,6 +110,8 @@ class T3Scheduler:
         joining = []
         while self.waiting and len(self.slots) < self.capacity:
             sequence = self.waiting.popleft()
+            if not self._fits(sequence):
+                continue
             joining.append((len(self.slots), sequence))
             self.slots.append(sequence)
         joined = {id(s) for _, s in joining}
@@ -126,7 +131,7 @@ class T3Scheduler:
         """Take the runner's results; tell each sequence its tokens."""
         for slot, length in result.prefill_lengths.items():
             self.slots[slot].length = length
-            budget_left = self.context - length - 1
+            budget_left = speech_room(self.context, length)
             self.slots[slot].budget = max(0, min(self.slots[slot].budget, budget_left))
         for slot, token in result.tokens.items():
             sequence = step.slots[slot].sequence
@@ -140,6 +145,23 @@ class T3Scheduler:
             if not (slot.sequence.finished or slot.sequence.cancelled):
                 slot.sequence.finished = True
                 slot.sequence.on_error(error)
+
+    def _fits(self, sequence: T3Sequence) -> bool:
+        """A sequence whose prompt and budget overflow a slot never reaches the runner (whose
+        cache it would overrun, failing every sequence of the step): it alone ends, with an
+        error."""
+        if sequence.budget <= speech_room(self.context, sequence.prompt_length):
+            return True
+        sequence.finished = True
+        sequence.on_error(
+            InvalidRequestError(
+                "text",
+                f"a text chunk's prompt ({sequence.prompt_length} positions) and speech budget "
+                f"({sequence.budget} tokens) do not fit the {self.context} KV-cache positions "
+                "of a slot; shorten the text or raise KV_CACHE_TOKENS",
+            )
+        )
+        return False
 
     def _advance(self, sequence: T3Sequence, token: int) -> None:
         if token == self.eos and not sequence.ignore_eos:

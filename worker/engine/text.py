@@ -1,25 +1,56 @@
-"""Text normalisation and chunking at sentence boundaries (torch-free).
+"""Text cleaning and chunking at sentence boundaries (torch-free).
 
-Chunks are what T3 conditions on, one at a time: whole sentences packed up to
-``text_processing_chunk_size`` characters, a long sentence split at clause marks, then spaces.
+Chunks are what T3 conditions on, one at a time, each a prompt of its own in a KV-cache slot.
+Whole sentences are packed while the chunk fits its :class:`ChunkLimit`: at most
+``text_processing_chunk_size`` characters, and its text tokens (counted with the model's own
+tokenizer, which makes several per Hanzi) plus its speech budget within the slot. A sentence
+that does not fit is split at clause marks, then after spaces, then between characters; only
+text of which not even one character fits is refused.
+
+Sentence ends: ``. ! ? …`` before whitespace (a full stop is also a decimal point or part of an
+abbreviation), and ``。 ！ ？ ．`` (CJK, written without spaces), ``। ॥`` (Devanagari),
+``؟ ۔`` (Arabic, Urdu) wherever they stand. Clause marks: ``, ; : — –`` before whitespace,
+``， 、 ； ： ، ؛`` anywhere. Closing quotes and brackets after a mark stay with its sentence.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from .budgets import token_budget
 from .errors import InvalidRequestError
 
-SENTENCE_END = re.compile(r"(?<=[.!?。！？…])[\"'”’)\]]*\s+")
-_CLAUSE_END = re.compile(r"(?<=[,;:，；：—–])\s+")
+_CLOSERS = r"\"'”’)\]」』）】》〉"
+SENTENCE_END = re.compile(rf"[.!?…]+[{_CLOSERS}]*\s+|[。！？．।॥؟۔]+[{_CLOSERS}]*\s*")
+CLAUSE_END = re.compile(rf"[,;:—–]+[{_CLOSERS}]*\s+|[，、；：،؛]+[{_CLOSERS}]*\s*")
+_WORD_END = re.compile(r"\s+")
 # Emoji, pictographs, private-use and unassigned code points say nothing a TTS model can speak.
 _UNSPEAKABLE = {"So", "Sk", "Co", "Cn", "Cs", "Cc", "Cf"}
 
-PUNCTUATION = [
-    ("...", ", "), ("…", ", "), (":", ","), (" - ", ", "), (";", ", "), ("—", "-"), ("–", "-"),
-    (" ,", ","), ("“", '"'), ("”", '"'), ("‘", "'"), ("’", "'"),
-]  # fmt: skip
+
+@dataclass(frozen=True)
+class ChunkLimit:
+    """What one chunk may hold: ``max_chars`` characters, and ``room`` KV positions for its
+    text tokens (``count`` of the chunk as ``normalize`` leaves it) and its speech budget
+    (:func:`budgets.token_budget`, at most ``model_limit``) together."""
+
+    max_chars: int
+    room: int
+    count: Callable[[str], int]
+    normalize: Callable[[str], str]
+    model_limit: int
+
+    def cost(self, chunk: str) -> int:
+        """KV positions ``chunk`` takes beside its prompt's fixed part."""
+        text = self.normalize(chunk)
+        return self.count(text) + token_budget(text, self.model_limit)
+
+    def fits(self, chunk: str) -> bool:
+        chunk = chunk.strip()
+        return not chunk or (len(chunk) <= self.max_chars and self.cost(chunk) <= self.room)
 
 
 def clean_text(text: str) -> str:
@@ -33,56 +64,89 @@ def clean_text(text: str) -> str:
     return " ".join("".join(kept).split())
 
 
-def normalize_chunk(chunk: str) -> str:
-    """Upstream's ``punc_norm``: capitalise, replace LLM punctuation, end with punctuation."""
-    if chunk[:1].islower():
-        chunk = chunk[0].upper() + chunk[1:]
-    for old, new in PUNCTUATION:
-        chunk = chunk.replace(old, new)
-    chunk = chunk.rstrip(" ")
-    if not chunk.endswith((".", "!", "?", "-", ",", "。", "！", "？")):
-        chunk += "."
-    return chunk
+def speakable(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
 
 
-def split_into_chunks(text: str, max_chars: int) -> list[str]:
-    """Clean ``text`` and pack its sentences into chunks of at most ``max_chars`` characters."""
+def split_into_chunks(text: str, limit: ChunkLimit) -> list[str]:
+    """Clean ``text`` and cut it into normalised chunks that fit ``limit``.
+
+    Raises InvalidRequestError (``text``) if nothing in it is speakable or a part cannot fit.
+    """
     cleaned = clean_text(text)
-    if not any(ch.isalnum() for ch in cleaned):
+    if not speakable(cleaned):
         raise InvalidRequestError("text", "text must contain at least one letter or digit")
-    pieces: list[str] = []
-    for sentence in SENTENCE_END.split(cleaned):
-        pieces.extend(_split_long(sentence, max_chars))
-    chunks: list[str] = []
-    for piece in pieces:
-        if chunks and len(chunks[-1]) + 1 + len(piece) <= max_chars:
-            chunks[-1] = f"{chunks[-1]} {piece}"
-        else:
-            chunks.append(piece)
-    return [normalize_chunk(c) for c in chunks if any(ch.isalnum() for ch in c)]
+    return chunk_text(cleaned, limit)
 
 
-def _split_long(sentence: str, max_chars: int) -> list[str]:
-    if len(sentence) <= max_chars:
-        return [sentence]
+def chunk_text(cleaned: str, limit: ChunkLimit) -> list[str]:
+    """The normalised chunks of already cleaned text; none if nothing in it is speakable."""
+    chunks = (piece.strip() for piece in pack(cleaned, limit))
+    return [limit.normalize(chunk) for chunk in chunks if speakable(chunk)]
+
+
+def pack(text: str, limit: ChunkLimit) -> list[str]:
+    """``text`` cut into consecutive parts that each fit ``limit`` and join back into it:
+    sentences packed greedily, a sentence too long split at clauses, words, characters."""
+    pieces = [p for s in split_after(text, SENTENCE_END) for p in _fitting(s, limit, 0)]
     parts: list[str] = []
-    for clause in _CLAUSE_END.split(sentence):
-        if len(clause) <= max_chars:
-            parts.append(clause)
-            continue
-        line = ""
-        for word in clause.split(" "):
-            while len(word) > max_chars:
-                if line:
-                    parts.append(line)
-                    line = ""
-                parts.append(word[:max_chars])
-                word = word[max_chars:]
-            if line and len(line) + 1 + len(word) > max_chars:
-                parts.append(line)
-                line = word
-            else:
-                line = f"{line} {word}" if line else word
-        if line:
-            parts.append(line)
+    for piece in pieces:
+        if parts and limit.fits(parts[-1] + piece):
+            parts[-1] += piece
+        else:
+            parts.append(piece)
     return parts
+
+
+def split_after(text: str, boundary: re.Pattern[str]) -> list[str]:
+    """``text`` cut after each match of ``boundary`` (the parts join back into ``text``)."""
+    parts, start = [], 0
+    for match in boundary.finditer(text):
+        parts.append(text[start : match.end()])
+        start = match.end()
+    if start < len(text):
+        parts.append(text[start:])
+    return parts
+
+
+_FINER = (CLAUSE_END, _WORD_END)
+
+
+def _fitting(piece: str, limit: ChunkLimit, level: int) -> list[str]:
+    if limit.fits(piece):
+        return [piece]
+    if level == len(_FINER):
+        return _cut_characters(piece, limit)
+    return [
+        p for part in split_after(piece, _FINER[level]) for p in _fitting(part, limit, level + 1)
+    ]
+
+
+def _cut_characters(word: str, limit: ChunkLimit) -> list[str]:
+    """The last resort: ``word`` cut between characters (never before a combining mark)."""
+    parts: list[str] = []
+    while not limit.fits(word):
+        cut = _longest_fitting_prefix(word, limit)
+        parts.append(word[:cut])
+        word = word[cut:]
+    return [*parts, word] if word else parts
+
+
+def _longest_fitting_prefix(word: str, limit: ChunkLimit) -> int:
+    cuts = [i for i in range(1, len(word)) if unicodedata.category(word[i])[0] != "M"]
+    low, high = 0, len(cuts)  # cuts[:low] fit; cuts[high:] do not
+    while low < high:
+        middle = (low + high) // 2
+        if limit.fits(word[: cuts[middle]]):
+            low = middle + 1
+        else:
+            high = middle
+    if low == 0:
+        first = word[: cuts[0]] if cuts else word
+        raise InvalidRequestError(
+            "text",
+            f"{first.strip()!r} cannot be spoken: its text tokens and speech budget need "
+            f"{limit.cost(first)} KV-cache positions beside the prompt, and a slot has "
+            f"{limit.room} (raise KV_CACHE_TOKENS)",
+        )
+    return cuts[low - 1]

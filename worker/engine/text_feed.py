@@ -1,9 +1,15 @@
 """Text that arrives in pieces, the way an LLM emits it, turned into T3 chunks (torch-free).
 
-A complete sentence becomes a chunk as soon as the whitespace after its final punctuation
-arrives; a run-on text becomes a chunk at the last space before ``max_chars``. ``flush()`` makes
-whatever is buffered a chunk at once and marks a pause (:data:`FLUSH`), ``close()`` ends the feed.
-A whole text is just a feed that is closed before it starts (:meth:`TextFeed.whole`).
+A complete sentence becomes a chunk as soon as its end has arrived: the whitespace after
+``. ! ? …``, or, after a mark that ends a sentence wherever it stands (``。 ！ ？ ． । ؟ ۔``),
+the next character (so closing quotes and brackets stay with their sentence). A run-on text
+that no longer fits one chunk is released at its last boundary that fits (clause, word,
+character), keeping the unfinished tail. ``flush()`` makes whatever is buffered a chunk at once
+and marks a pause (:data:`FLUSH`), ``close()`` ends the feed. A whole text is just a feed that
+is closed before it starts (:meth:`TextFeed.whole`).
+
+Text that cannot be spoken in any chunk (not even one character fits the KV context) ends the
+feed: :meth:`TextFeed.get` raises its InvalidRequestError after the chunks before it.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections import deque
 from typing import Final
 
 from .errors import InvalidRequestError
-from .text import SENTENCE_END, split_into_chunks
+from .text import SENTENCE_END, ChunkLimit, chunk_text, clean_text, pack, split_into_chunks
 
 
 class _Flush:
@@ -27,18 +33,19 @@ FLUSH: Final = _Flush()
 class TextFeed:
     """An async source of text chunks, fed by :meth:`push` and ended by :meth:`close`."""
 
-    def __init__(self, max_chars: int) -> None:
-        self.max_chars = max_chars
+    def __init__(self, limit: ChunkLimit) -> None:
+        self.limit = limit
         self._buffer = ""
-        self._ready: deque[str | _Flush] = deque()
+        self._ready: deque[str | _Flush | InvalidRequestError] = deque()
         self._closed = False
         self._changed = asyncio.Event()
 
     @classmethod
-    def whole(cls, text: str, max_chars: int) -> TextFeed:
-        """A feed holding all of ``text`` (raises InvalidRequestError if nothing is speakable)."""
-        feed = cls(max_chars)
-        feed._ready.extend(split_into_chunks(text, max_chars))
+    def whole(cls, text: str, limit: ChunkLimit) -> TextFeed:
+        """A feed holding all of ``text`` (raises InvalidRequestError if nothing is speakable
+        or a part of it cannot fit a chunk)."""
+        feed = cls(limit)
+        feed._ready.extend(split_into_chunks(text, limit))
         feed._closed = True
         return feed
 
@@ -69,29 +76,54 @@ class TextFeed:
         self._changed.set()
 
     async def get(self) -> str | _Flush | None:
-        """The next chunk or :data:`FLUSH`; None once the feed is closed and drained."""
+        """The next chunk or :data:`FLUSH`; None once the feed is closed and drained. Raises
+        the InvalidRequestError of text that cannot be spoken."""
         while not self._ready:
             if self._closed:
                 return None
             self._changed.clear()
             await self._changed.wait()
-        return self._ready.popleft()
+        item = self._ready.popleft()
+        if isinstance(item, InvalidRequestError):
+            raise item
+        return item
 
     def _release(self, complete_only: bool) -> None:
-        if complete_only:
-            ends = list(SENTENCE_END.finditer(self._buffer))
-            cut = ends[-1].end() if ends else 0
-            if not cut and len(self._buffer) > self.max_chars:
-                cut = self._buffer.rfind(" ", 0, self.max_chars) + 1 or self.max_chars
-        else:
-            cut = len(self._buffer)
+        cut = self._sentences_end() if complete_only else len(self._buffer)
+        self._emit(cut)
+        if complete_only and not self.limit.fits(self._buffer):
+            try:
+                parts = pack(self._buffer, self.limit)
+            except InvalidRequestError as error:
+                self._fail(error)
+                return
+            self._emit(len(self._buffer) - len(parts[-1]))
+
+    def _sentences_end(self) -> int:
+        """Where the last sentence whose end has arrived ends (0: none has)."""
+        cut, buffer = 0, self._buffer
+        for match in SENTENCE_END.finditer(buffer):
+            if match.end() < len(buffer) or buffer[match.end() - 1].isspace():
+                cut = match.end()
+        return cut
+
+    def _emit(self, cut: int) -> None:
+        """Make chunks of the first ``cut`` characters of the buffer."""
         if not cut:
             return
         ready, self._buffer = self._buffer[:cut], self._buffer[cut:]
         try:
-            chunks = split_into_chunks(ready, self.max_chars)
-        except InvalidRequestError:
-            chunks = []  # nothing speakable in this piece (emoji, punctuation): skip it
+            chunks = chunk_text(clean_text(ready), self.limit)  # none if nothing is speakable
+        except InvalidRequestError as error:
+            self._fail(error)
+            return
         self._ready.extend(chunks)
         if chunks:
             self._changed.set()
+
+    def _fail(self, error: InvalidRequestError) -> None:
+        """Text that cannot be spoken: the chunks before it, then the error, end the feed."""
+        self._ready.append(error)
+        self._buffer = ""
+        self._closed = True
+        self._changed.set()
