@@ -128,8 +128,9 @@ async def t3_tokens_per_second(model: LoadedModel, streams: int, tokens: int) ->
             buffer = TokenBuffer(tokens, t3.wake)
             ids = model.tokenize(TEXT, None)
             prompt = T3Prompt(voice.t3_cond_for(0.5, model.dtype), ids)
+            length = prompt_overhead(model, voice) + len(ids)
             t3.add(T3Sequence(
-                prompt=prompt, prompt_length=prompt_overhead(model) + len(ids), budget=tokens,
+                prompt=prompt, prompt_length=length, budget=tokens,
                 sampling=sampling_config(model.variant, params),
                 cfg_weight=0.5, ignore_eos=True, generator=torch.Generator().manual_seed(i),
                 on_tokens=buffer.push, on_error=buffer.fail,

@@ -45,7 +45,7 @@ def sequence(model: LoadedModel, request: Request, seed: int = 0) -> T3Sequence:
 
     return T3Sequence(
         prompt=T3Prompt(voice.t3_cond_for(params.exaggeration, model.dtype), ids),
-        prompt_length=prompt_overhead(model) + len(ids),
+        prompt_length=prompt_overhead(model, voice) + len(ids),
         budget=budget,
         sampling=sampling_config(model.variant, params),
         cfg_weight=0.0 if model.variant is Variant.TURBO else params.cfg_weight,

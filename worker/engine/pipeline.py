@@ -77,12 +77,18 @@ class _Request:
     first_window_done: bool = False  # S3Gen has decoded (or skipped) its first window
 
 
-def prompt_overhead(model: LoadedModel) -> int:
+def prompt_overhead(model: LoadedModel, voice: VoiceConditioning | None = None) -> int:
     """KV positions a chunk's prompt takes beside its text tokens, as the runner lays it out:
-    conditioning (speaker, voice prompt or its perceiver summary, exaggeration), then the
-    text's start and stop and two start-of-speech (Turbo and Nano: one start-of-speech)."""
+    conditioning (speaker, ``voice``'s prompt speech tokens or their perceiver summary,
+    exaggeration), then the text's start and stop and two start-of-speech (Turbo and Nano:
+    one start-of-speech). Without a voice: for the longest voice prompt the model takes."""
     hp = model.t3.hp
-    prompt = 32 if hp.use_perceiver_resampler else hp.speech_cond_prompt_len
+    if hp.use_perceiver_resampler:
+        prompt = 32
+    elif voice is None:
+        prompt = hp.speech_cond_prompt_len
+    else:
+        prompt = voice.t3.cond_prompt_speech_tokens.shape[1]
     conditioning = 1 + prompt + int(hp.emotion_adv)
     return conditioning + (1 if model.variant.turbo_family else 4)
 
@@ -122,7 +128,7 @@ class StreamingEngine:
             first_windows = max_windows if model.device.type == "cuda" else CPU_FIRST_WINDOWS
         self.s3gen = S3GenBatcher(model, max_windows, first_windows, threads)
         self.context = context
-        self.prompt_overhead = prompt_overhead(model)
+        self.prompt_overhead = prompt_overhead(model)  # chunks are cut to fit any voice
         self.speech_limit = model.t3.hp.max_speech_tokens - 4
 
     def close(self) -> None:
@@ -274,7 +280,7 @@ class StreamingEngine:
     ) -> T3Sequence:
         model, params = self.model, request.params
         ids = await asyncio.to_thread(model.tokenize, text, params.language)
-        prompt_length = self.prompt_overhead + len(ids)
+        prompt_length = prompt_overhead(model, request.voice) + len(ids)
         if params.fixed_token_count is None:
             budget = token_budget(text, self.speech_limit)  # the chunk was cut to fit
         else:  # a benchmark's fixed count, cut to what the slot holds
