@@ -1,10 +1,13 @@
 """Benchmark the streaming engine against upstream's own non-streaming path, in one run.
 
 Both sides run on the same checkpoint, the same voice and the same number of generated speech
-tokens (random weights never say EOS, so the count is fixed). Upstream's path is what
-``ChatterboxTTS.generate`` does, called step by step so its 1000-token cap can be set:
-``punc_norm`` -> tokenizer -> ``T3.inference`` -> drop invalid tokens -> ``S3Gen.inference``.
-Its Perth watermark is left out on both sides (the engine does not watermark).
+tokens (random weights never say EOS, so the count is fixed). Upstream's path is its model's own
+``generate``, called step by step so its 1000-token cap can be set: for English
+(``ChatterboxTTS``) ``punc_norm`` -> tokenizer -> ``T3.inference`` -> drop invalid tokens ->
+``S3Gen.inference``; for Turbo and Nano (``ChatterboxTurboTTS``) Turbo's ``punc_norm`` ->
+tokenizer -> ``T3.inference_turbo`` -> drop invalid tokens -> three silence tokens ->
+``S3Gen.inference`` in 2 meanflow steps. Its Perth watermark is left out on both sides (the
+engine does not watermark).
 
     python scripts/bench.py --model-path DIR [--tokens 250] [--runs 3] [--out result.json]
 """
@@ -20,6 +23,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +33,11 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
+from chatterbox.models.t3 import T3
 
 from common.params import SynthesisParams
 from common.variants import Variant
+from worker.engine.conditioning import VoiceConditioning
 from worker.engine.loading import LoadedModel, load_model
 from worker.engine.pipeline import StreamingEngine, SynthesisStats
 
@@ -37,6 +45,7 @@ TEXT = (
     "Streaming speech should start at once. The listener hears the first words while the rest "
     "is still being made. Nobody should wait for the whole clip."
 )
+SPEECH_VOCAB = 6561  # speech ids a trained model emits; upstream drops the rest before S3Gen
 
 
 async def run_ours(engine: StreamingEngine, tokens: int, seed: int) -> dict[str, float]:
@@ -54,21 +63,37 @@ async def run_ours(engine: StreamingEngine, tokens: int, seed: int) -> dict[str,
     }
 
 
-@torch.inference_mode()
-def run_upstream(model: LoadedModel, tokens: int, seed: int) -> dict[str, float]:
+@dataclass(frozen=True)
+class S3GenInput:
+    """What upstream's ``generate`` hands S3Gen after T3: the family's own steps in between."""
+
+    tokens: torch.Tensor  # T3's tokens, invalid ids dropped: the count S3Gen decodes of T3's
+    closing: tuple[int, ...] = ()  # appended after them (Turbo's trailing silence)
+    cfm_steps: int | None = None  # S3Gen's flow steps, None for its default
+
+
+@contextmanager
+def never_stopping(t3: T3) -> Iterator[None]:
+    """T3 with no stop token, so that random weights run exactly to the count asked for."""
+    eos, t3.hp.stop_speech_token = t3.hp.stop_speech_token, -1
+    try:
+        yield
+    finally:
+        t3.hp.stop_speech_token = eos
+
+
+def upstream_english_t3(model: LoadedModel, voice: VoiceConditioning, tokens: int) -> S3GenInput:
+    """``ChatterboxTTS.generate`` up to S3Gen: English punc_norm, the text twice (CFG) between
+    start and stop tokens, ``T3.inference`` with its defaults, ``drop_invalid_tokens``."""
     from chatterbox.models.s3tokenizer import drop_invalid_tokens
     from chatterbox.tts import punc_norm
 
-    assert model.builtin_voice is not None
-    torch.manual_seed(seed)
-    t3, voice = model.t3, model.builtin_voice
-    start = time.perf_counter()
+    t3 = model.t3
     text_ids = torch.tensor([model.tokenize(punc_norm(TEXT), None)], device=model.device)
     text_ids = torch.cat([text_ids, text_ids])
     text_ids = torch.nn.functional.pad(text_ids, (1, 0), value=t3.hp.start_text_token)
     text_ids = torch.nn.functional.pad(text_ids, (0, 1), value=t3.hp.stop_text_token)
-    eos, t3.hp.stop_speech_token = t3.hp.stop_speech_token, -1  # fixed count: never stop early
-    try:
+    with never_stopping(t3):
         speech = t3.inference(
             t3_cond=voice.t3_cond_for(0.5, model.dtype),
             text_tokens=text_ids,
@@ -79,15 +104,51 @@ def run_upstream(model: LoadedModel, tokens: int, seed: int) -> dict[str, float]
             min_p=0.05,
             top_p=1.0,
         )[0]
-    finally:
-        t3.hp.stop_speech_token = eos
     speech = drop_invalid_tokens(speech)
-    speech = speech[speech < 6561].to(model.device)
-    wav, _ = model.s3gen.inference(speech_tokens=speech, ref_dict=dict(voice.gen))
+    return S3GenInput(speech[speech < SPEECH_VOCAB].to(model.device))
+
+
+def upstream_turbo_t3(model: LoadedModel, voice: VoiceConditioning, tokens: int) -> S3GenInput:
+    """``ChatterboxTurboTTS.generate`` (Turbo and Nano) up to S3Gen: Turbo's punc_norm, the text
+    alone, ``T3.inference_turbo`` with generate's defaults, ids >= 6561 dropped, three silence
+    tokens appended, 2 meanflow steps. inference_turbo samples one token before its loop of
+    ``max_gen_len`` steps, so ``tokens - 1`` makes ``tokens``."""
+    from chatterbox.models.s3gen.const import S3GEN_SIL
+    from chatterbox.tts_turbo import punc_norm
+
+    t3 = model.t3
+    text_ids = torch.tensor([model.tokenize(punc_norm(TEXT), None)], device=model.device)
+    with never_stopping(t3):
+        speech = t3.inference_turbo(
+            t3_cond=voice.t3_cond_for(0.0, model.dtype),
+            text_tokens=text_ids,
+            temperature=0.8,
+            top_k=1000,
+            top_p=0.95,
+            repetition_penalty=1.2,
+            max_gen_len=tokens - 1,
+        )
+    speech = speech[speech < SPEECH_VOCAB].to(model.device)
+    return S3GenInput(speech, closing=(S3GEN_SIL,) * 3, cfm_steps=2)
+
+
+@torch.inference_mode()
+def run_upstream(model: LoadedModel, tokens: int, seed: int) -> dict[str, float]:
+    assert model.builtin_voice is not None
+    upstream_t3 = upstream_turbo_t3 if model.variant.turbo_family else upstream_english_t3
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    s3gen_input = upstream_t3(model, model.builtin_voice, tokens)
+    closing = torch.tensor(s3gen_input.closing, dtype=torch.long, device=model.device)
+    wav, _ = model.s3gen.inference(
+        speech_tokens=torch.cat([s3gen_input.tokens, closing]),
+        ref_dict=dict(model.builtin_voice.gen),
+        n_cfm_timesteps=s3gen_input.cfm_steps,
+    )
     wav.cpu()
     total = time.perf_counter() - start
     return {"ttfa_s": total, "total_s": total, "audio_s": wav.shape[-1] / 24000,
-            "tokens": tokens, "s3gen_tokens": int(speech.numel())}  # fmt: skip
+            "tokens": tokens, "s3gen_tokens": int(s3gen_input.tokens.numel())}  # fmt: skip
 
 
 def mask_invalid_tokens(model: LoadedModel) -> None:
@@ -99,7 +160,7 @@ def mask_invalid_tokens(model: LoadedModel) -> None:
     """
     vocab = model.t3.hp.speech_tokens_dict_size
     mask = torch.zeros(vocab, device=model.device)
-    mask[6561:] = -1e4  # finite: CFG subtracts the rows, and inf - inf is nan
+    mask[SPEECH_VOCAB:] = -1e4  # finite: CFG subtracts the rows, and inf - inf is nan
 
     def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
         return output + mask.to(output.dtype)
@@ -146,9 +207,10 @@ async def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     model = load_model(args.model_path, device=args.device, dtype=args.dtype)
-    if model.variant is not Variant.ENGLISH:
+    if model.variant is Variant.MULTILINGUAL:
         raise SystemExit(
-            "bench.py compares against upstream's English path: use a chatterbox checkpoint"
+            "bench.py compares against upstream's English and Turbo paths: use a chatterbox, "
+            "chatterbox-turbo or chatterbox-nano checkpoint"
         )
     mask_invalid_tokens(model)
     engine = StreamingEngine(model, slots=1)

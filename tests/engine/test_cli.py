@@ -9,6 +9,9 @@ import sys
 import wave
 from pathlib import Path
 
+from common.variants import Variant
+from tests.support.checkpoints import Checkpoints
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -78,6 +81,22 @@ def test_bench_compares_both_paths_on_the_same_tokens(english_dir: Path, tmp_pat
     assert report["upstream_s3gen_tokens"] == [40]
     assert report["ours_streaming"]["audio_s"] == report["upstream_non_streaming"]["audio_s"] == 1.6
     assert report["ratios"]["ours_ttfa_over_ours_total"] < 1.0
+
+
+def test_bench_runs_nano_against_upstreams_turbo_path(
+    checkpoints: Checkpoints, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.json"
+    result = run(
+        "scripts/bench.py", "--model-path", str(checkpoints(Variant.NANO)), "--tokens", "40",
+        "--runs", "1", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["upstream_s3gen_tokens"] == [40]
+    # Turbo's three trailing silence tokens on both sides: 43 tokens of 40 ms.
+    audio = report["ours_streaming"]["audio_s"], report["upstream_non_streaming"]["audio_s"]
+    assert audio == (1.72, 1.72)
 
 
 def test_the_concurrency_bench_sweeps_levels_and_reports_ratios(
