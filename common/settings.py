@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         description="KV-cache positions per slot, allocated up front: a text chunk's prompt "
         "and speech tokens must fit (1024 holds a 150-character chunk in every variant)",
     )
+    batch_invariant: bool = Field(
+        False,
+        description="A seed gives the same speech whatever else shares the batch: every T3 "
+        "step runs at the full slot count, so a lone stream costs what a full batch does",
+    )
     voices_dir: Path = Path("voices")
     preloaded_voices_dir: Path = Path("preloaded-voices")
     cors_origins: str = "*"

@@ -32,7 +32,8 @@ def english_dir(checkpoints: Checkpoints) -> Path:
 
 @pytest.fixture(scope="session")
 def server(english_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The real service: 2 CPU workers x 4 requests each, 2 more may queue."""
+    """The real service: 2 CPU workers x 4 requests each, 2 more may queue; batch-invariant,
+    so that a request beside others may be compared with it alone."""
     service = Server(
         english_dir,
         tmp_path_factory.mktemp("service"),
@@ -42,6 +43,7 @@ def server(english_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         queue_timeout_seconds=60,
         max_voice_upload_bytes=2_000_000,
         max_voice_seconds=30,
+        batch_invariant=True,
     )
     with service.running():
         yield service
@@ -54,6 +56,7 @@ def english_model(english_dir: Path) -> LoadedModel:
 
 @pytest.fixture(scope="session")
 def engine(english_model: LoadedModel) -> Iterator[StreamingEngine]:
-    engine = StreamingEngine(english_model)
+    """Batch-invariant, so that tests may compare a request beside others with it alone."""
+    engine = StreamingEngine(english_model, batch_invariant=True)
     yield engine
     engine.close()

@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         context = settings.kv_cache_tokens
         slots = choose_slots(settings.concurrent_requests_per_worker, model, context, MAX_WINDOWS)
-        return StreamingEngine(model, bounds, slots, context, MAX_WINDOWS, threads=threads)
+        return StreamingEngine(
+            model, bounds, slots, context, MAX_WINDOWS, threads=threads,
+            batch_invariant=settings.batch_invariant,
+        )  # fmt: skip
 
     service = WorkerService(
         worker_id=args.worker_id,

@@ -37,6 +37,7 @@ class KVCache:
         self.keys = torch.zeros(shape, dtype=dtype, device=device)
         self.values = torch.zeros(shape, dtype=dtype, device=device)
         self.context = context
+        self.rows = rows
 
     @property
     def bytes(self) -> int:

@@ -84,12 +84,17 @@ class TokenBuffer:
 
 class T3Batcher(ModelLoop):
     def __init__(
-        self, model: LoadedModel, slots: int, context: int, threads: int | None = None
+        self,
+        model: LoadedModel,
+        slots: int,
+        context: int,
+        threads: int | None = None,
+        batch_invariant: bool = False,
     ) -> None:
         super().__init__("t3", threads)
         eos = model.t3.hp.stop_speech_token
         self.scheduler = T3Scheduler(slots, context, eos)
-        self.runner = T3Runner(model, slots, context)
+        self.runner = T3Runner(model, slots, context, batch_invariant)
 
     def add(self, sequence: T3Sequence) -> None:
         self.bind()

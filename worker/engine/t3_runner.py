@@ -49,7 +49,9 @@ class T3Prompt:
 
 
 class T3Runner:
-    def __init__(self, model: LoadedModel, slots: int, context: int) -> None:
+    def __init__(
+        self, model: LoadedModel, slots: int, context: int, batch_invariant: bool = False
+    ) -> None:
         self.t3 = model.t3
         self.hp = model.t3.hp
         self.turbo = model.variant.turbo_family
@@ -68,6 +70,7 @@ class T3Runner:
         mask[:, :SPEECH_VOCAB] = 0.0
         mask[0, self.hp.stop_speech_token] = 0.0
         self.token_masks = mask  # row 0: EOS allowed; row 1: EOS masked (a fixed token count)
+        self.batch_invariant = batch_invariant
 
     @torch.inference_mode()
     def step(self, plan: T3Step) -> T3Result:
@@ -102,22 +105,18 @@ class T3Runner:
             return {}
         embeds = [self._prompt_embeds(sequence.prompt) for _, sequence in joining]
         lengths = [e.shape[1] for e in embeds]
-        longest = max(lengths)
+        longest = self._bucket(max(lengths))
         batch = torch.cat([F.pad(e, (0, 0, 0, longest - e.shape[1])) for e in embeds])
         first = joining[0][0] * self.rows_per_slot
         rows = slice(first, first + batch.shape[0])
         positions = torch.arange(longest, device=self.device).expand(batch.shape[0], -1)
-        if len(joining) == 1:
-            attention = Attention(longest, None, causal=True)
-        else:
-            causal = torch.ones(longest, longest, dtype=torch.bool, device=self.device).tril()
-            attention = Attention(longest, causal[None, None], causal=False)
+        causal = torch.ones(longest, longest, dtype=torch.bool, device=self.device).tril()
+        attention = Attention(longest, causal[None, None], causal=False)
         hidden = self.backbone(batch, rows, positions, self.cache, attention)
         last = torch.tensor(
             [n - 1 for n in lengths for _ in range(self.rows_per_slot)], device=self.device
         )
-        logits = self.t3.speech_head(hidden[torch.arange(batch.shape[0]), last]).float()
-        self.logits[rows] = logits
+        self.logits[rows] = self._head(hidden[torch.arange(batch.shape[0]), last])
         slots = [slot for slot, _ in joining]
         self.seen[slots] = False
         return dict(zip(slots, lengths, strict=True))
@@ -172,9 +171,11 @@ class T3Runner:
         self, slots: tuple[SlotStep, ...], indices: list[int], positions: list[int],
         tokens: torch.Tensor,
     ) -> None:  # fmt: skip
-        """Feed the token of each slot in ``indices`` (the others ride along with zeros) and
+        """Feed the token of each slot in ``indices`` (the other rows ride along with zeros; in
+        the batch-invariant mode every row of the cache, at position 0 if its slot is free) and
         refresh those slots' logits."""
-        rows, width = len(slots) * self.rows_per_slot, self.t3.dim
+        rows = self.cache.rows if self.batch_invariant else len(slots) * self.rows_per_slot
+        width = self.t3.dim
         embeds = torch.zeros(rows, 1, width, dtype=self.t3.speech_emb.weight.dtype,
                              device=self.device)  # fmt: skip
         fed = self.t3.speech_emb(tokens)
@@ -189,19 +190,38 @@ class T3Runner:
         )
         embeds[sample_rows, 0] = fed.repeat_interleave(self.rows_per_slot, dim=0)
         row_positions = [p for p in positions for _ in range(self.rows_per_slot)]
+        row_positions += [0] * (rows - len(row_positions))
         where = torch.tensor(row_positions, device=self.device)[:, None]
         attention = self._attention(row_positions)
         hidden = self.backbone(embeds, slice(0, rows), where, self.cache, attention)
-        logits = self.t3.speech_head(hidden[:, -1]).float()
-        self.logits[sample_rows] = logits[sample_rows]
+        self.logits[sample_rows] = self._head(hidden[:, -1])[sample_rows]
+
+    # --- batch invariance ---------------------------------------------------------------------
+    # Sampling has edges (the min_p and top_p cuts, the boundaries of the draw): a difference in
+    # the last bit of a logit there picks another token, and a request then sounds different
+    # beside others than alone. Attention rounds differently for other lengths and with or
+    # without a mask, so it always masks, over lengths in multiples of LENGTH_BUCKET, which
+    # round alike (free). Matrix products round differently for other row counts (BLAS picks
+    # other kernels: on an AVX-512 Xeon a row differs by ~1e-6 between 1, 2-15 and 16+ rows),
+    # so in the batch-invariant mode every product runs at one row count, all rows of the cache,
+    # whichever are live; a lone stream then costs what a full batch does (measured on the tiny
+    # checkpoint on a CPU: 4 ms -> 13 ms a step at 8 slots), so it is a setting.
+
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Speech logits (float32) of ``hidden`` (n, dim); batch-invariant: among all rows."""
+        if not self.batch_invariant:
+            return self.t3.speech_head(hidden).float()
+        padded = hidden.new_zeros(self.cache.rows, hidden.shape[-1])
+        padded[: hidden.shape[0]] = hidden
+        logits: torch.Tensor = self.t3.speech_head(padded)[: hidden.shape[0]].float()
+        return logits
+
+    def _bucket(self, length: int) -> int:
+        return min(self.cache.context, -(-length // LENGTH_BUCKET) * LENGTH_BUCKET)
 
     def _attention(self, positions: list[int]) -> Attention:
-        """Rows all at one position read exactly that far, unmasked (as upstream's loop does);
-        otherwise each row is masked beyond its position and the read is bucketed."""
-        last = max(positions)
-        if min(positions) == last:
-            return Attention(last + 1, None, causal=False)
-        length = min(self.cache.context, -(-(last + 1) // LENGTH_BUCKET) * LENGTH_BUCKET)
+        """Each row reads up to its own position, masked, over a bucketed length."""
+        length = self._bucket(max(positions) + 1)
         reach = (
             torch.arange(length, device=self.device)[None, :]
             <= torch.tensor(positions, device=self.device)[:, None]
