@@ -34,7 +34,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--voice", type=Path, help="reference clip (wav/mp3/flac/ogg/m4a) or conds .pt"
     )
     parser.add_argument("--model-path", help="checkpoint directory (default: MODEL_PATH)")
-    parser.add_argument("--variant", help="chatterbox | chatterbox-turbo | chatterbox-multilingual")
+    parser.add_argument(
+        "--variant",
+        help="chatterbox | chatterbox-turbo | chatterbox-nano | chatterbox-multilingual "
+        "(default: MODEL_VARIANT; MODEL_REPO_ID and MULTILINGUAL_T3_MODEL apply too)",
+    )
     parser.add_argument("--device", help="auto | cpu | cuda:N (default: DEVICE)")
     parser.add_argument("--language", help="language code for chatterbox-multilingual")
     parser.add_argument("--seed", type=int)
@@ -60,6 +64,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]
         variant=args.variant or settings.model_variant,
         device=args.device or settings.device,
         dtype=settings.model_dtype,
+        repo_id=settings.model_repo_id,
+        t3_model=settings.multilingual_t3_model,
     )
     voice = None
     if args.voice and args.voice.suffix == ".pt":
