@@ -12,12 +12,11 @@ from common.audio import SAMPLE_RATE
 from common.params import SynthesisParams
 from tests.engine.test_streaming import seam_report
 from tests.support.engine import BATCH_TOLERANCE, synthesize
+from tests.support.t3 import record_batch_sizes
 from worker.engine.conditioning import VoiceConditioning, compute_conditioning
 from worker.engine.loading import LoadedModel
 from worker.engine.pipeline import StreamingEngine
 from worker.engine.random_checkpoint import reference_clip
-from worker.engine.t3_runner import T3Runner
-from worker.engine.t3_scheduler import T3Result, T3Step
 
 SAMPLES_PER_TOKEN = 960
 
@@ -49,14 +48,7 @@ def mixed_requests(cloned: VoiceConditioning) -> list[tuple[str, VoiceConditioni
 async def test_eight_different_requests_each_get_exactly_their_audio(
     engine: StreamingEngine, cloned: VoiceConditioning, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    batch_sizes: list[int] = []
-    step = T3Runner.step
-
-    def recording(self: T3Runner, plan: T3Step) -> T3Result:
-        batch_sizes.append(sum(slot.sample for slot in plan.slots))
-        return step(self, plan)
-
-    monkeypatch.setattr(T3Runner, "step", recording)
+    batch_sizes = record_batch_sizes(monkeypatch)
     requests = mixed_requests(cloned)
     results = await asyncio.gather(
         *(synthesize(engine, text, voice, **params) for text, voice, params in requests)

@@ -12,11 +12,10 @@ import pytest
 
 from common.params import SynthesisParams
 from tests.support.engine import BATCH_TOLERANCE, synthesize
+from tests.support.t3 import record_batch_sizes
 from worker.engine.errors import InvalidRequestError
 from worker.engine.loading import LoadedModel
 from worker.engine.pipeline import StreamingEngine
-from worker.engine.t3_runner import T3Runner
-from worker.engine.t3_scheduler import T3Result, T3Step
 
 OTHERS = [("Hi.", 11), ("Ok.", 12)]  # (text, seed)
 TOKENS = 20
@@ -43,14 +42,7 @@ async def test_streamed_text_that_cannot_fit_ends_only_its_request(
 ) -> None:
     alone = [(await synthesize(small, t, seed=s, fixed_token_count=TOKENS))[0] for t, s in OTHERS]
 
-    batch_sizes: list[int] = []
-    step = T3Runner.step
-
-    def recording(self: T3Runner, plan: T3Step) -> T3Result:
-        batch_sizes.append(sum(slot.sample for slot in plan.slots))
-        return step(self, plan)
-
-    monkeypatch.setattr(T3Runner, "step", recording)
+    batch_sizes = record_batch_sizes(monkeypatch)
     params = SynthesisParams(seed=9, fixed_token_count=TOKENS)
     feed = small.validate(None, params)
     feed.push("Go. ")

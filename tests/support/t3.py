@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
 import torch
 
 from common.params import SynthesisParams
@@ -13,7 +14,7 @@ from worker.engine.loading import LoadedModel
 from worker.engine.pipeline import prompt_overhead
 from worker.engine.sampling import sampling_config
 from worker.engine.t3_runner import T3Prompt, T3Runner
-from worker.engine.t3_scheduler import T3Scheduler, T3Sequence
+from worker.engine.t3_scheduler import T3Result, T3Scheduler, T3Sequence, T3Step
 
 
 @dataclass
@@ -87,3 +88,16 @@ def logits_after_one_step(model: LoadedModel, request: Request) -> torch.Tensor:
     plan = scheduler.plan()
     scheduler.commit(plan, runner.step(plan))
     return runner.logits[0].clone()
+
+
+def record_batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, how many sequences sampled in each T3 step (appended as the steps run)."""
+    sizes: list[int] = []
+    step = T3Runner.step
+
+    def recording(self: T3Runner, plan: T3Step) -> T3Result:
+        sizes.append(sum(slot.sample for slot in plan.slots))
+        return step(self, plan)
+
+    monkeypatch.setattr(T3Runner, "step", recording)
+    return sizes
