@@ -67,7 +67,7 @@ async def run_ours(engine: StreamingEngine, tokens: int, seed: int) -> dict[str,
 class S3GenInput:
     """What upstream's ``generate`` hands S3Gen after T3: the family's own steps in between."""
 
-    tokens: torch.Tensor  # T3's tokens, invalid ids dropped: the count S3Gen decodes of T3's
+    tokens: torch.Tensor  # T3's tokens, invalid ids dropped (counted in upstream_s3gen_tokens)
     closing: tuple[int, ...] = ()  # appended after them (Turbo's trailing silence)
     cfm_steps: int | None = None  # S3Gen's flow steps, None for its default
 
@@ -120,7 +120,7 @@ def upstream_turbo_t3(model: LoadedModel, voice: VoiceConditioning, tokens: int)
     text_ids = torch.tensor([model.tokenize(punc_norm(TEXT), None)], device=model.device)
     with never_stopping(t3):
         speech = t3.inference_turbo(
-            t3_cond=voice.t3_cond_for(0.0, model.dtype),
+            t3_cond=voice.t3_cond_for(0.0, model.dtype),  # Turbo's T3 has no exaggeration
             text_tokens=text_ids,
             temperature=0.8,
             top_k=1000,
