@@ -75,7 +75,9 @@ class JobRun:
         try:
             params = self.job.params
             voice = await self._voice()
-            text = self.engine.validate(self.job.text, params)
+            # Chunking counts the model's tokens (pkuseg for Chinese): off the event loop,
+            # which every other stream of this worker shares.
+            text = await asyncio.to_thread(self.engine.validate, self.job.text, params)
             self.feed = text
             for piece in self._early:
                 self.add_text(piece)
