@@ -1,0 +1,101 @@
+"""Counting host-device transfers where there is no GPU: what a step would cost on one.
+
+On a CPU every tensor lives on the host, so nothing is ever copied between devices; but the
+calls that would copy on a GPU are the same calls. :class:`TransferCounter` watches them while
+it is active, as torch function and dispatch modes:
+
+- **syncs**, transfers that make the host wait for the device: a tensor built from Python data
+  (``torch.tensor(list)``, indexing with a Python list; ``aten.lift_fresh`` of one element or
+  more: on a GPU a pageable copy and a stream synchronize), a scalar read (``.item()``,
+  ``float(t)``, ``bool(t)``: ``aten._local_scalar_dense``), ``.tolist()``, ``.cpu()``, and a
+  blocking ``.to(device)``;
+- **uploads**, copies that do not: ``copy_`` or ``.to`` with ``non_blocking=True`` (from a pinned
+  buffer, queued on the stream).
+
+The engine keeps host-side data in Python and numpy, never in torch tensors (a staging buffer is
+filled through its numpy view), so every counted call is one the device would see. Python
+scalars broadcast into an operation (``t * 0.5``, ``t[i] = 1.0``) travel as kernel arguments, not
+copies, and are not counted. On a GPU, ``torch.cuda.set_sync_debug_mode`` says the same of real
+syncs (``scripts/bench_gpu.py`` counts them that way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+_SYNC_METHODS = {"tolist", "cpu"}
+
+
+@dataclass
+class TransferCount:
+    syncs: int = 0
+    uploads: int = 0
+    calls: list[str] = field(default_factory=list)  # what was counted, in order: for messages
+
+
+class _Functions(TorchFunctionMode):
+    def __init__(self, count: TransferCount) -> None:
+        super().__init__()
+        self.count = count
+
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: Any = (), kwargs: Any = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in _SYNC_METHODS:
+            self._sync(name)
+        elif name in ("to", "copy_") and kwargs.get("non_blocking"):
+            self.count.uploads += 1
+            self.count.calls.append(f"upload:{name}")
+        elif name == "to" and _names_a_device(args[1:], kwargs):
+            self._sync("to(device)")
+        return func(*args, **kwargs)
+
+    def _sync(self, what: str) -> None:
+        self.count.syncs += 1
+        self.count.calls.append(what)
+
+
+class _Dispatch(TorchDispatchMode):
+    def __init__(self, count: TransferCount) -> None:
+        super().__init__()
+        self.count = count
+
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+    ) -> Any:
+        result = func(*args, **(kwargs or {}))
+        lifted = func is torch.ops.aten.lift_fresh.default and result.dim() > 0
+        if lifted or func is torch.ops.aten._local_scalar_dense.default:
+            self.count.syncs += 1
+            self.count.calls.append(str(func))
+        return result
+
+
+def _names_a_device(args: Any, kwargs: dict[str, Any]) -> bool:
+    values = [*args, kwargs.get("device")]
+    return any(isinstance(v, (str, torch.device)) for v in values)
+
+
+class TransferCounter:
+    """``with TransferCounter() as count:`` counts the transfers of the code inside."""
+
+    def __init__(self) -> None:
+        self.count = TransferCount()
+        self._modes = (_Functions(self.count), _Dispatch(self.count))
+
+    def __enter__(self) -> TransferCount:
+        for mode in self._modes:
+            mode.__enter__()
+        return self.count
+
+    def __exit__(self, *exc: object) -> None:
+        for mode in reversed(self._modes):
+            mode.__exit__(*exc)
