@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         description="A seed gives the same speech whatever else shares the batch: every T3 "
         "step runs at the full slot count, so a lone stream costs what a full batch does",
     )
+    cuda_graphs: bool = Field(
+        True,
+        description="On CUDA, replay each T3 decode step from a CUDA graph captured per batch "
+        "and length bucket (falls back to eager, with the reason logged, if capture fails); "
+        "ignored on a CPU",
+    )
     voices_dir: Path = Path("voices")
     preloaded_voices_dir: Path = Path("preloaded-voices")
     cors_origins: str = "*"

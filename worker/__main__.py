@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         slots = choose_slots(settings.concurrent_requests_per_worker, model, context, MAX_WINDOWS)
         return StreamingEngine(
             model, bounds, slots, context, MAX_WINDOWS, threads=threads,
-            batch_invariant=settings.batch_invariant,
+            batch_invariant=settings.batch_invariant, cuda_graphs=settings.cuda_graphs,
         )  # fmt: skip
 
     service = WorkerService(

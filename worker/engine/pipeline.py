@@ -112,6 +112,7 @@ class StreamingEngine:
         first_windows: int | None = None,
         threads: int | None = None,
         batch_invariant: bool = False,
+        cuda_graphs: bool = True,
     ) -> None:
         """``slots``: T3 sequences stepped together (more wait their turn); ``context``: KV
         positions per slot; ``max_windows``: S3Gen windows decoded together; ``first_windows``:
@@ -119,11 +120,12 @@ class StreamingEngine:
         a batch takes time in proportion to its size, so first windows go one at a time (the
         lowest median time to first audio); on a GPU all at once. ``threads``: torch's CPU
         threads for the model calls (default: the calling thread's). ``batch_invariant``: a
-        request's T3 logits are bit for bit what they are alone (see :class:`T3Runner`)."""
+        request's T3 logits are bit for bit what they are alone (see :class:`T3Runner`).
+        ``cuda_graphs``: on CUDA, T3 decode steps replay captured graphs (ignored on a CPU)."""
         self.model = model
         self.slots = slots
         self.bounds = bounds or QueueBounds()
-        self.t3 = T3Batcher(model, slots, context, threads, batch_invariant)
+        self.t3 = T3Batcher(model, slots, context, threads, batch_invariant, cuda_graphs)
         # Requests whose first window's tokens are out and whose first window is not decoded yet.
         self._awaiting_first: set[_Request] = set()
         if first_windows is None:

@@ -90,11 +90,12 @@ class T3Batcher(ModelLoop):
         context: int,
         threads: int | None = None,
         batch_invariant: bool = False,
+        cuda_graphs: bool = True,
     ) -> None:
         super().__init__("t3", threads)
         eos = model.t3.hp.stop_speech_token
         self.scheduler = T3Scheduler(slots, context, eos)
-        self.runner = T3Runner(model, slots, context, batch_invariant)
+        self.runner = T3Runner(model, slots, context, batch_invariant, cuda_graphs)
 
     def add(self, sequence: T3Sequence) -> None:
         self.bind()

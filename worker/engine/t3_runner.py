@@ -50,7 +50,12 @@ class T3Prompt:
 
 class T3Runner:
     def __init__(
-        self, model: LoadedModel, slots: int, context: int, batch_invariant: bool = False
+        self,
+        model: LoadedModel,
+        slots: int,
+        context: int,
+        batch_invariant: bool = False,
+        cuda_graphs: bool = True,
     ) -> None:
         self.t3 = model.t3
         self.hp = model.t3.hp
@@ -71,6 +76,7 @@ class T3Runner:
         mask[0, self.hp.stop_speech_token] = 0.0
         self.token_masks = mask  # row 0: EOS allowed; row 1: EOS masked (a fixed token count)
         self.batch_invariant = batch_invariant
+        self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
 
     @torch.inference_mode()
     def step(self, plan: T3Step) -> T3Result:
