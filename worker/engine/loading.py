@@ -26,6 +26,7 @@ from .architecture import build_s3gen, build_t3, build_voice_encoder, drop_unuse
 from .chinese import multilingual_tokenizer
 from .conditioning import VoiceConditioning
 from .errors import InvalidCheckpointError, ModelNotFoundError
+from .precision import cast_keeping_rotary, use_tf32
 from .weights import load_weights, log_dropped
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,9 @@ def load_model(
     """Load a checkpoint onto ``device``; ``variant`` defaults to the marker's or English.
 
     ``repo_id`` is the Hub repository (a Single Language Pack, a fork) and ``t3_model`` the
-    multilingual T3 file (upstream's ``t3_model``: "v2", "v3" or a file name)."""
+    multilingual T3 file (upstream's ``t3_model``: "v2", "v3" or a file name). ``dtype`` is
+    T3's, cast on the CPU before the move, its rotary frequencies kept in float32 (S3Gen and
+    the voice encoder stay float32; on CUDA their matrix products use TF32)."""
     directory = Path(model_path) if model_path else None
     marker = read_marker(directory) if directory and directory.is_dir() else None
     chosen = Variant(variant or (marker or {}).get("variant") or Variant.ENGLISH)
@@ -184,9 +187,11 @@ def load_model(
     torch_device = device if isinstance(device, torch.device) else pick_device(device)
     if dtype not in DTYPES:
         raise InvalidCheckpointError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
-    modules = load_modules(choice, checkpoint, arch)
-    ve, t3, s3gen = (m.to(torch_device).eval() for m in modules)
-    t3.to(DTYPES[dtype])
+    ve, t3, s3gen = load_modules(choice, checkpoint, arch)
+    cast_keeping_rotary(t3, DTYPES[dtype])  # on the CPU: a float32 copy never reaches the GPU
+    for module in (ve, t3, s3gen):
+        module.to(torch_device).eval()
+    use_tf32(torch_device)
     model = LoadedModel(
         variant=chosen,
         choice=choice,
