@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             settings.tts_speech_token_queue_max_size, settings.tts_pcm_chunk_queue_max_size
         )
         context = settings.kv_cache_tokens
-        slots = choose_slots(settings.concurrent_requests_per_worker, model, context, MAX_WINDOWS)
+        slots = choose_slots(
+            settings.concurrent_requests_per_worker, model, context, MAX_WINDOWS,
+            share=settings.workers_per_device,
+        )  # fmt: skip
         return StreamingEngine(
             model, bounds, slots, context, MAX_WINDOWS, threads=threads,
             batch_invariant=settings.batch_invariant, cuda_graphs=settings.cuda_graphs,
