@@ -10,11 +10,14 @@ from dataclasses import asdict, dataclass
 
 from common.protocol import WorkerState
 
+from ..gpus import Gpu
+
 
 @dataclass(frozen=True)
 class WorkerStatus:
     worker_id: str
-    device: str
+    device: str  # cuda:N as DEVICE names it (N-th GPU of the service's), or cpu
+    gpu: Gpu | None  # the physical card: NVML index, name, UUID, as /system-status's gpus
     state: WorkerState
     pid: int | None
     generation: int

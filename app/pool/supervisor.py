@@ -55,7 +55,7 @@ class Supervisor:
         handle.process = self.launcher(
             handle, jobs, transport.results_endpoint, transport.control_endpoint
         )
-        handle.pid = handle.process.pid
+        handle.pid = handle.process.pid or None  # 0 while a fork server forks it
         handle.state = "starting"
         handle.spawned_at = time.monotonic()
         handle.last_beat = 0.0

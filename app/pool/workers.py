@@ -1,20 +1,21 @@
-"""Worker processes: which to start (the device plan), starting them, and the master's record.
+"""Worker processes: which to start (the device plan), how (environment and arguments), and the
+master's record of one.
 
-Workers are plain subprocesses (``python -m worker``): the master never imports torch, and a
-worker that crashes takes nothing of the master with it. A GPU worker sees only its GPU
-(``CUDA_VISIBLE_DEVICES``), so it is pinned to it whatever it does.
+A GPU worker sees only its GPU: its ``CUDA_VISIBLE_DEVICES`` is that GPU's own entry of the
+service's list (``app/gpus.py``: NVML's GPUs, limited by an inherited ``CUDA_VISIBLE_DEVICES``),
+with ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` so that an index means to CUDA what it means to NVML; so it
+is pinned to that card whatever it does, and calls it ``cuda:0``. ``DEVICE=cuda:N`` picks the
+N-th GPU of the service's list, as torch would number them in the service's environment.
+Worker ids name NVML's index (``gpu2-w0``), as /system-status's GPU list does.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import zmq
 
@@ -22,6 +23,7 @@ from common.protocol import Heartbeat, WorkerState
 from common.settings import Settings
 
 from .. import gpus
+from .launcher import WorkerProcess, start_worker
 from .status import WorkerStatus
 
 log = logging.getLogger(__name__)
@@ -29,40 +31,53 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Slot:
-    """Where one worker runs: ``gpu`` is the physical GPU index, None for the CPU."""
+    """Where one worker runs: a GPU of the service's list (None: the CPU)."""
 
     worker_id: str
-    gpu: int | None
+    gpu: gpus.Gpu | None
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
+    ordinal: int = 0  # the GPU's place in the service's list: DEVICE=cuda:<ordinal> picks it
+
+    @property
+    def device(self) -> str:
+        return "cpu" if self.gpu is None else f"cuda:{self.ordinal}"
 
 
-def plan_workers(settings: Settings, gpu_total: int | None = None) -> list[Slot]:
+class DeviceError(ValueError):
+    """``DEVICE`` names a GPU the service cannot use."""
+
+
+def plan_workers(settings: Settings, visible: list[gpus.Gpu] | None = None) -> list[Slot]:
     """``WORKERS_PER_DEVICE`` workers for each GPU ``DEVICE`` allows, else for the CPU."""
-    count = gpus.gpu_count() if gpu_total is None else gpu_total
+    listed = gpus.visible_gpus() if visible is None else visible
     per = settings.workers_per_device
     requested = settings.device.strip().lower()
-    if requested == "cpu" or count == 0:
+    if requested == "cpu" or not listed:
         threads = max(1, (os.cpu_count() or 1) // per)
         return [Slot(f"cpu-w{i}", None, threads) for i in range(per)]
+    ordinals = list(range(len(listed)))
     if requested.startswith("cuda:"):
-        indices = [int(requested.split(":", 1)[1])]
-    else:
-        indices = list(range(count))
-    return [Slot(f"gpu{g}-w{i}", g) for g in indices for i in range(per)]
+        ordinals = [_ordinal(requested, listed)]
+    return [
+        Slot(f"gpu{listed[n].index}-w{i}", listed[n], 0, n) for n in ordinals for i in range(per)
+    ]
 
 
-class WorkerProcess(Protocol):
-    """What the pool needs of a worker's process (``subprocess.Popen`` is one)."""
+def _ordinal(requested: str, listed: list[gpus.Gpu]) -> int:
+    number = requested.split(":", 1)[1]
+    if number.isdigit() and int(number) < len(listed):
+        return int(number)
+    names = ", ".join(f"cuda:{n} = GPU {g.index} {g.name} ({g.uuid})" for n, g in enumerate(listed))
+    raise DeviceError(
+        f"DEVICE={requested}: the service's GPUs are {names} (CUDA_VISIBLE_DEVICES limits them)"
+    )
 
-    pid: int
 
-    def poll(self) -> int | None: ...
-
-    def kill(self) -> None: ...
-
-    def send_signal(self, sig: int) -> None: ...
-
-    def wait(self, timeout: float | None = None) -> int: ...
+def worker_environment(slot: Slot, inherited: dict[str, str]) -> dict[str, str]:
+    """The master's environment, pinned to ``slot``'s GPU (or to none, for the CPU)."""
+    env = {**inherited, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    env["CUDA_VISIBLE_DEVICES"] = "" if slot.gpu is None else slot.gpu.visible_as
+    return env
 
 
 # Starts the worker of a slot, connected to (its jobs, the results, the control) endpoints.
@@ -101,7 +116,7 @@ class WorkerHandle:
 
     @property
     def device(self) -> str:
-        return "cpu" if self.slot.gpu is None else f"cuda:{self.slot.gpu}"
+        return self.slot.device
 
     @property
     def free_slots(self) -> int:
@@ -125,6 +140,7 @@ class WorkerHandle:
         return WorkerStatus(
             worker_id=self.worker_id,
             device=self.device,
+            gpu=self.slot.gpu,
             state=self.state,
             pid=self.pid,
             generation=self.generation,
@@ -145,22 +161,14 @@ class WorkerHandle:
 
 def spawn(handle: WorkerHandle, jobs: str, results: str, control: str) -> WorkerProcess:
     """Start the worker process for ``handle``'s slot, connected to the given endpoints."""
-    env = dict(os.environ)
-    device = "cpu"
-    if handle.slot.gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = str(handle.slot.gpu)
-        device = "cuda:0"
-    command = [
-        sys.executable,
-        "-m",
-        "worker",
+    argv = [
         f"--worker-id={handle.worker_id}",
         f"--generation={handle.generation}",
-        f"--device={device}",
+        f"--device={'cpu' if handle.slot.gpu is None else 'cuda:0'}",
         f"--threads={handle.slot.threads}",
         f"--jobs={jobs}",
         f"--results={results}",
         f"--control={control}",
     ]
     log.info("starting worker %s (generation %d)", handle.worker_id, handle.generation)
-    return subprocess.Popen(command, env=env)
+    return start_worker(worker_environment(handle.slot, dict(os.environ)), argv)

@@ -1,4 +1,5 @@
-"""Plumbing of the master that needs no processes: worker plan, keys, request parsing."""
+"""Plumbing of the master that needs no processes: keys, request parsing (the worker plan:
+tests/deployment/test_gpu_pinning.py)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,12 @@ import pytest
 from app.audio_format import format_from_accept
 from app.auth import key_matches, startup_problem
 from app.json_body import InvalidJson, parse_json_object
-from app.pool.workers import plan_workers
 from app.schemas import InvalidRequest, parse_speech_request
 from common.settings import Settings
 
 
 def settings(**values: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-def test_workers_per_gpu_or_for_the_cpu() -> None:
-    two_gpus = plan_workers(settings(workers_per_device=2), gpu_total=2)
-    assert [(s.worker_id, s.gpu) for s in two_gpus] == [
-        ("gpu0-w0", 0), ("gpu0-w1", 0), ("gpu1-w0", 1), ("gpu1-w1", 1),
-    ]  # fmt: skip
-    assert [s.gpu for s in plan_workers(settings(), gpu_total=0)] == [None]
-    assert [s.gpu for s in plan_workers(settings(device="cpu"), gpu_total=4)] == [None]
-    assert [s.gpu for s in plan_workers(settings(device="cuda:1"), gpu_total=4)] == [1]
 
 
 def test_any_configured_key_matches_and_nothing_else() -> None:
