@@ -55,6 +55,11 @@ def english_model(english_dir: Path) -> LoadedModel:
 
 
 @pytest.fixture(scope="session")
+def turbo_model(checkpoints: Checkpoints) -> LoadedModel:
+    return load_model(checkpoints(Variant.TURBO), device="cpu")
+
+
+@pytest.fixture(scope="session")
 def engine(english_model: LoadedModel) -> Iterator[StreamingEngine]:
     """Batch-invariant, so that tests may compare a request beside others with it alone."""
     engine = StreamingEngine(english_model, batch_invariant=True)

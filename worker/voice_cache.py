@@ -19,6 +19,7 @@ from common.protocol import ErrorCode
 from .engine.conditioning import VoiceConditioning, compute_conditioning, load_reference
 from .engine.errors import InvalidRequestError
 from .engine.loading import LoadedModel
+from .engine.model_loop import ready_for_loops
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ class VoiceCache:
             del self._entries[key]
 
     def _load_or_compute(self, clip: Path) -> VoiceConditioning:
+        voice = self._conditioning(clip)
+        ready_for_loops(self.model.device)
+        return voice
+
+    def _conditioning(self, clip: Path) -> VoiceConditioning:
         stored = clip.parent / f"{self.model.variant.value}.pt"
         if stored.is_file():
             try:

@@ -12,13 +12,11 @@ from chatterbox.tts import ChatterboxTTS
 from chatterbox.tts_turbo import ChatterboxTurboTTS
 
 from common.audio import AudioDecodeError, decode_audio
-from common.variants import Variant
 from tests.support.audio_files import write_audio
-from tests.support.checkpoints import Checkpoints
 from tests.support.engine import synthesize
 from worker.engine.conditioning import VoiceConditioning, compute_conditioning, load_reference
 from worker.engine.errors import InvalidRequestError
-from worker.engine.loading import LoadedModel, load_model
+from worker.engine.loading import LoadedModel
 from worker.engine.pipeline import StreamingEngine
 from worker.engine.random_checkpoint import reference_clip
 
@@ -107,11 +105,6 @@ def assert_same_conditioning(ours: VoiceConditioning, theirs: VoiceConditioning)
     assert torch.equal(ours.gen["prompt_token"], theirs.gen["prompt_token"])
     for key in ("prompt_feat", "embedding"):
         assert torch.allclose(ours.gen[key], theirs.gen[key], atol=1e-5), key
-
-
-@pytest.fixture(scope="module")
-def turbo_model(checkpoints: Checkpoints) -> LoadedModel:
-    return load_model(checkpoints(Variant.TURBO), device="cpu")
 
 
 def test_english_conditioning_equals_upstreams_from_the_clip_as_it_is(

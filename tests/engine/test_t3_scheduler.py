@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from worker.engine.sampling import SamplingConfig
 from worker.engine.t3_scheduler import T3Result, T3Scheduler, T3Sequence, T3Step
 
@@ -52,7 +54,8 @@ def test_sequences_join_at_the_next_step_up_to_the_slots() -> None:
         scheduler.add(s)
     plan = step(scheduler)
     assert [(slot, s.prompt) for slot, s in plan.prefill] == [(0, "a"), (1, "b")]
-    assert [s.position for s in plan.slots] == [0, 0] and a.length == 6  # prompt, then a token
+    # Each one's first token goes right after its prompt.
+    assert [s.position for s in plan.slots] == [5, 5] and a.length == 6
     assert list(scheduler.waiting) == [c]
 
 
@@ -146,3 +149,35 @@ def test_a_cancelled_sequence_gets_no_more_tokens_and_frees_its_slot() -> None:
     assert listen_a.tokens == []
     plan = step(scheduler)
     assert [slot_seq.prompt for _, slot_seq in plan.prefill] == ["b"]
+
+
+def test_a_slot_with_non_finite_logits_fails_alone_and_the_others_go_on() -> None:
+    scheduler = T3Scheduler(slots=2, context=100, eos=EOS)
+    errors: list[BaseException] = []
+    (bad, listen_bad), (good, listen_good) = sequence("bad"), sequence("good", budget=3)
+    bad.on_error = errors.append
+    scheduler.add(bad)
+    scheduler.add(good)
+    plan = scheduler.plan()
+    scheduler.commit(
+        plan, T3Result(tokens={1: 1}, prefill_lengths={0: 5, 1: 5}, invalid=frozenset({0}))
+    )
+    assert len(errors) == 1 and "non-finite logits" in str(errors[0]) and listen_bad.tokens == []
+    plan = step(scheduler)
+    assert [s.sequence for s in plan.slots] == [good]  # the failed one's slot was given up
+    while not listen_good.finished:
+        step(scheduler)
+    assert listen_good.tokens == [1, 1, 1]
+
+
+def test_sampled_slots_carry_their_sequence_draw_and_greedy_ones_draw_nothing() -> None:
+    scheduler = T3Scheduler(slots=2, context=100, eos=EOS)
+    (sampled, _), (greedy, _) = sequence("sampled"), sequence("greedy")
+    sampled.sampling = SamplingConfig(temperature=0.8, top_p=1.0, min_p=0.0, repetition_penalty=1.0)
+    sampled.generator, greedy.generator = random.Random(3), random.Random(3)
+    scheduler.add(sampled)
+    scheduler.add(greedy)
+    plan = step(scheduler)
+    expected = random.Random(3)
+    assert [s.uniform for s in plan.slots] == [expected.random(), 0.0]
+    assert greedy.generator.random() == random.Random(3).random()  # untouched

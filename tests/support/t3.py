@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 import pytest
@@ -45,13 +46,13 @@ def sequence(model: LoadedModel, request: Request, seed: int = 0) -> T3Sequence:
         raise error
 
     return T3Sequence(
-        prompt=T3Prompt(voice.t3_cond_for(params.exaggeration, model.dtype), ids),
+        prompt=T3Prompt(voice, params.exaggeration, ids),
         prompt_length=prompt_overhead(model, voice) + len(ids),
         budget=budget,
         sampling=sampling_config(model.variant, params),
         cfg_weight=0.0 if model.variant is Variant.TURBO else params.cfg_weight,
         ignore_eos=params.fixed_token_count is not None,
-        generator=torch.Generator().manual_seed(params.seed if params.seed is not None else seed),
+        generator=random.Random(params.seed if params.seed is not None else seed),
         on_tokens=on_tokens,
         on_error=on_error,
     )

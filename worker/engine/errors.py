@@ -24,3 +24,15 @@ class InvalidRequestError(EngineError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class NonFiniteLogitsError(EngineError):
+    """T3's logits for one request held NaN or inf: that request ends, the batch goes on."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the model produced non-finite logits (NaN or inf) for this request, so its speech "
+            "was stopped; the other requests were not affected. Retry; if it recurs with this "
+            "voice or text, report it (with MODEL_DTYPE and the model), and try "
+            "MODEL_DTYPE=float32"
+        )

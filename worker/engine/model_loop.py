@@ -5,6 +5,11 @@ share one thread); only the model call runs in the loop's single worker thread, 
 loop keeps serving while the device works, and T3 and S3Gen, each with a loop of its own, work
 side by side. The task is started on first use in the running event loop (and again if that
 loop changed, as between tests).
+
+On CUDA each loop's thread queues its work on a CUDA stream of its own: on the one default
+stream, T3's steps and S3Gen's batches would run one after the other, and every sync of one would
+wait for the other's queue. Tensors the loops share are made elsewhere (the model, voices) and
+read-only; whoever makes them calls :func:`ready_for_loops` before handing them over.
 """
 
 from __future__ import annotations
@@ -21,14 +26,29 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def ready_for_loops(device: torch.device) -> None:
+    """Wait until the device work queued by this thread is done, so that a loop's stream may
+    read what it made (a voice's conditioning, the engine's buffers)."""
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()
+
+
+def _start_thread(threads: int, device: torch.device | None) -> None:
+    torch.set_num_threads(threads)
+    if device is not None and device.type == "cuda":
+        torch.cuda.set_stream(torch.cuda.Stream(device))  # current for this thread only
+
+
 class ModelLoop:
-    def __init__(self, name: str, threads: int | None = None) -> None:
+    def __init__(
+        self, name: str, threads: int | None = None, device: torch.device | None = None
+    ) -> None:
         self.name = name
         # torch's intra-op thread count is kept per thread, and a new thread starts with one:
         # the loop's thread gets ``threads``, else the count of the thread that made it.
         threads = threads or torch.get_num_threads()
         self.executor = ThreadPoolExecutor(
-            1, thread_name_prefix=name, initializer=lambda: torch.set_num_threads(threads)
+            1, thread_name_prefix=name, initializer=_start_thread, initargs=(threads, device)
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()

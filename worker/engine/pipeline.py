@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from common.audio import SAMPLE_RATE, int16_bytes
 from common.params import SynthesisParams
@@ -32,6 +31,7 @@ from .budgets import slice_size, speech_room, token_budget, window_size
 from .conditioning import VoiceConditioning
 from .errors import InvalidRequestError
 from .loading import LoadedModel
+from .model_loop import ready_for_loops
 from .punctuation import punc_norm
 from .s3gen_batcher import S3GenBatcher
 from .s3gen_stream import S3GenStream, StreamConfig
@@ -93,6 +93,19 @@ def prompt_overhead(model: LoadedModel, voice: VoiceConditioning | None = None) 
     return conditioning + (1 if model.variant.turbo_family else 4)
 
 
+def check_text_ids(ids: list[int], vocab: int) -> None:
+    """On the host, before T3's embedding sees them (an index out of range there is a
+    device-side assert that ends every request of the worker): a tokenizer that does not match
+    the checkpoint fails this one request, saying so."""
+    bad = next((i for i in ids if not 0 <= i < vocab), None)
+    if bad is not None:
+        raise InvalidRequestError(
+            "text",
+            f"the tokenizer gave token id {bad}, outside the model's {vocab} text tokens: the "
+            "checkpoint's tokenizer does not match its T3 weights",
+        )
+
+
 @dataclass(frozen=True)
 class QueueBounds:
     speech_tokens: int = 2
@@ -134,6 +147,7 @@ class StreamingEngine:
         self.context = context
         self.prompt_overhead = prompt_overhead(model)  # chunks are cut to fit any voice
         self.speech_limit = model.t3.hp.max_speech_tokens - 4
+        ready_for_loops(model.device)  # the buffers just made, before the loops' streams use them
 
     def close(self) -> None:
         self.t3.close()
@@ -242,7 +256,7 @@ class StreamingEngine:
     async def _t3_stage(self, request: _Request) -> None:
         out = request.tokens
         try:
-            generator = torch.Generator().manual_seed(request.seed)
+            generator = random.Random(request.seed)
             while True:
                 if not request.feed.has_ready():
                     await out.put(_DRAIN)  # the text source is slower than speech
@@ -262,7 +276,7 @@ class StreamingEngine:
         except BaseException as error:  # handed to the consumer, which re-raises it
             await out.put(error)
 
-    async def _speak(self, request: _Request, text: str, generator: torch.Generator) -> None:
+    async def _speak(self, request: _Request, text: str, generator: random.Random) -> None:
         """Generate one chunk's tokens in the T3 batch, handing them on a slice at a time."""
         params, stats = request.params, request.stats
         drop = drops_token_before_eos(self.model.variant)
@@ -280,10 +294,11 @@ class StreamingEngine:
                 self.t3.cancel(sequence)
 
     async def _sequence(
-        self, request: _Request, text: str, generator: torch.Generator, buffer: TokenBuffer
+        self, request: _Request, text: str, generator: random.Random, buffer: TokenBuffer
     ) -> T3Sequence:
         model, params = self.model, request.params
         ids = await asyncio.to_thread(model.tokenize, text, params.language)
+        check_text_ids(ids, model.t3.hp.text_tokens_dict_size)
         prompt_length = prompt_overhead(model, request.voice) + len(ids)
         if params.fixed_token_count is None:
             budget = token_budget(text, self.speech_limit)  # the chunk was cut to fit
@@ -291,7 +306,7 @@ class StreamingEngine:
             room = speech_room(self.context, prompt_length)
             budget = min(params.fixed_token_count, self.speech_limit, room)
         return T3Sequence(
-            prompt=T3Prompt(request.voice.t3_cond_for(params.exaggeration, model.dtype), ids),
+            prompt=T3Prompt(request.voice, params.exaggeration, ids),
             prompt_length=prompt_length,
             budget=budget,
             sampling=sampling_config(model.variant, params),

@@ -6,10 +6,10 @@ Nano): temperature, top_k, top_p, then the repetition penalty, so the nucleus is
 the penalty reshapes it. A request may ask English for a top_k, which upstream lacks: it runs
 after the temperature. Every row has its own values, so one call samples for every sequence in a
 step; a batch holds one model's sequences, so one order. The draw is an inverse-CDF lookup of one
-uniform number per row, taken from the request's own CPU ``torch.Generator``: a seed reproduces a
-request whatever else shares the batch, and no device generator or per-row kernel launch is
-needed. Whatever the settings, the most likely token (after the penalty, where it comes first)
-is never filtered out.
+uniform number per row, drawn on the host by the scheduler from the request's own seeded
+generator and staged with the step: a seed reproduces a request whatever else shares the batch,
+and no device generator, per-row kernel launch or host read is needed. Whatever the settings,
+the most likely token (after the penalty, where it comes first) is never filtered out.
 """
 
 from __future__ import annotations
@@ -41,21 +41,24 @@ class SamplingConfig:
 
 @dataclass(frozen=True)
 class BatchSampling:
-    """The settings of the rows of one batch, as (rows, 1) tensors on the device."""
+    """The settings of the rows of one batch, as tensors on the device.
 
-    temperature: torch.Tensor
+    Every filter runs for every row, its neutral value (top_k 0, min_p 0, top_p 1) making it a
+    no-op: no branch depends on which settings a batch holds, so a step keeps one shape and one
+    graph whatever requests share it.
+    """
+
+    temperature: torch.Tensor  # (rows, 1)
     top_k: torch.Tensor  # (rows,) long; 0 or >= vocab: no top-k
-    min_p: torch.Tensor
-    top_p: torch.Tensor
-    penalty: torch.Tensor
+    min_p: torch.Tensor  # (rows, 1)
+    top_p: torch.Tensor  # (rows, 1)
+    penalty: torch.Tensor  # (rows, 1)
     greedy: torch.Tensor  # (rows,) bool
-    any_top_k: bool
-    any_min_p: bool
-    any_top_p: bool
-    penalty_last: bool
+    penalty_last: bool  # the model's order (one per batch: one model per engine)
 
     @classmethod
     def of(cls, configs: Sequence[SamplingConfig], device: torch.device) -> BatchSampling:
+        """From settings on the host (tests; the runner reads them from its staged table)."""
         orders = {c.penalty_last for c in configs}
         if len(orders) > 1:
             raise ValueError("one batch samples in one model's order (penalty_last differs)")
@@ -70,9 +73,6 @@ class BatchSampling:
             top_p=column([c.top_p for c in configs]),
             penalty=column([c.repetition_penalty for c in configs]),
             greedy=torch.tensor([c.greedy for c in configs], dtype=torch.bool, device=device),
-            any_top_k=any(c.top_k > 0 for c in configs),
-            any_min_p=any(c.min_p > 0.0 for c in configs),
-            any_top_p=any(c.top_p < 1.0 for c in configs),
             penalty_last=orders == {True},
         )
 
@@ -89,12 +89,7 @@ def apply_repetition_penalty(
 def processed_logits(logits: torch.Tensor, seen: torch.Tensor, rows: BatchSampling) -> torch.Tensor:
     """``logits`` (rows, vocab) after every processor, in the batch's order: filtered tokens
     are ``-inf``. Their softmax is the distribution each row draws from."""
-    logits = logits.float()
-    if rows.penalty_last:
-        logits = _filter(logits / rows.temperature, rows)
-        return apply_repetition_penalty(logits, seen, rows.penalty)
-    logits = apply_repetition_penalty(logits, seen, rows.penalty) / rows.temperature
-    return _filter(logits, rows)
+    return _process(logits, seen, rows)[0]
 
 
 def probabilities(logits: torch.Tensor, seen: torch.Tensor, rows: BatchSampling) -> torch.Tensor:
@@ -107,48 +102,52 @@ def sample(
     logits: torch.Tensor, seen: torch.Tensor, rows: BatchSampling, uniforms: torch.Tensor
 ) -> torch.Tensor:
     """One token per row of ``logits`` (rows, vocab) -> (rows,) long; ``uniforms`` (rows,) in
-    [0, 1) are the rows' draws (ignored for greedy rows)."""
-    processed = processed_logits(logits, seen, rows)
+    [0, 1) are the rows' draws (ignored for greedy rows). The draw walks the tokens in the
+    order the filters ranked them (any fixed order gives each token its probability)."""
+    processed, order = _process(logits, seen, rows)
     best = processed.argmax(dim=-1)
-    probs = torch.softmax(processed, dim=-1)
-    cumulative = probs.cumsum(dim=-1)
+    ranked = torch.softmax(processed, dim=-1).gather(-1, order)
+    cumulative = ranked.cumsum(dim=-1)
     targets = uniforms[:, None].to(cumulative) * cumulative[:, -1:]
-    drawn = torch.searchsorted(cumulative, targets, right=True)[:, 0]
+    index = torch.searchsorted(cumulative, targets, right=True)[:, 0]
     # A uniform that rounds up to the total would land past the end: take the last kept token.
-    last_kept = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(dim=-1)
-    drawn = torch.minimum(drawn, last_kept)
+    last_kept = ranked.shape[-1] - 1 - (ranked > 0).flip(-1).int().argmax(dim=-1)
+    index = torch.minimum(index, last_kept)
+    drawn = order.gather(-1, index[:, None])[:, 0]
     return torch.where(rows.greedy, best, drawn)
 
 
-def _filter(logits: torch.Tensor, rows: BatchSampling) -> torch.Tensor:
-    """top_k, min_p and top_p, each where some row asks for it (no-ops for the others)."""
-    if rows.any_top_k:
-        logits = _top_k(logits, rows.top_k)
-    if rows.any_min_p:
-        probs = torch.softmax(logits, dim=-1)
-        low = probs < probs.max(dim=-1, keepdim=True).values * rows.min_p
-        logits = logits.masked_fill(low, -float("inf"))
-    if rows.any_top_p:
-        logits = _top_p(logits, rows.top_p)
-    return logits
+def _process(
+    logits: torch.Tensor, seen: torch.Tensor, rows: BatchSampling
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the processed logits, the order in which the filters ranked the tokens): one sort for
+    top_k, min_p and top_p together, as each keeps a prefix of the tokens by likelihood."""
+    logits = logits.float()
+    if not rows.penalty_last:
+        logits = apply_repetition_penalty(logits, seen, rows.penalty)
+    logits = logits / rows.temperature
+    ranked, order = logits.sort(dim=-1, descending=True)
+    kept = torch.zeros_like(order, dtype=torch.bool).scatter(-1, order, _kept(ranked, rows))
+    logits = logits.masked_fill(~kept, -float("inf"))
+    if rows.penalty_last:
+        logits = apply_repetition_penalty(logits, seen, rows.penalty)
+    return logits, order
 
 
-def _top_k(logits: torch.Tensor, top_k: torch.Tensor) -> torch.Tensor:
-    vocab = logits.shape[-1]
-    k = torch.where((top_k > 0) & (top_k < vocab), top_k, vocab)
-    kth = logits.sort(dim=-1, descending=True).values.gather(1, (k - 1)[:, None])
-    return logits.masked_fill(logits < kth, -float("inf"))
-
-
-def _top_p(logits: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-    """Keep the smallest set of most likely tokens whose mass reaches the row's ``top_p``."""
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
-    sorted_probs = torch.softmax(sorted_logits, dim=-1)
-    before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the more likely ones
-    drop = before >= top_p
-    drop[:, 0] = False  # the most likely token stays, however small top_p is
-    dropped = torch.zeros_like(drop).scatter(-1, order, drop)
-    return logits.masked_fill(dropped, -float("inf"))
+def _kept(ranked: torch.Tensor, rows: BatchSampling) -> torch.Tensor:
+    """Which of the ``ranked`` logits (each row sorted, most likely first) top_k, then min_p,
+    then top_p keep, as transformers' warpers do: top_k keeps ties with the k-th; min_p drops
+    tokens less likely than ``min_p`` times the most likely; top_p keeps the smallest set of
+    most likely tokens whose mass reaches ``top_p``. The most likely token always stays."""
+    vocab = ranked.shape[-1]
+    k = torch.where((rows.top_k > 0) & (rows.top_k < vocab), rows.top_k, vocab)
+    keep = ranked >= ranked.gather(1, (k - 1)[:, None])
+    probs = torch.softmax(ranked.masked_fill(~keep, -float("inf")), dim=-1)
+    keep = keep & (probs >= probs[:, :1] * rows.min_p)
+    probs = torch.softmax(ranked.masked_fill(~keep, -float("inf")), dim=-1)
+    before = probs.cumsum(dim=-1) - probs  # mass of the more likely ones
+    first = torch.arange(vocab, device=ranked.device) == 0
+    return keep & ((before < rows.top_p) | (rows.top_p >= 1.0) | first)
 
 
 # Upstream generate() defaults per variant: (top_p, top_k, min_p, repetition_penalty).

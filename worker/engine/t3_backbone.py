@@ -43,7 +43,7 @@ class KVCache:
     def bytes(self) -> int:
         return 2 * self.keys.numel() * self.keys.element_size()
 
-    def move_rows(self, sources: list[int], targets: list[int]) -> None:
+    def move_rows(self, sources: torch.Tensor, targets: torch.Tensor) -> None:
         """Copy rows ``sources`` to rows ``targets`` (all read before any is written)."""
         self.keys[:, targets] = self.keys[:, sources]
         self.values[:, targets] = self.values[:, sources]

@@ -92,7 +92,7 @@ class T3Batcher(ModelLoop):
         batch_invariant: bool = False,
         cuda_graphs: bool = True,
     ) -> None:
-        super().__init__("t3", threads)
+        super().__init__("t3", threads, model.device)
         eos = model.t3.hp.stop_speech_token
         self.scheduler = T3Scheduler(slots, context, eos)
         self.runner = T3Runner(model, slots, context, batch_invariant, cuda_graphs)

@@ -15,13 +15,14 @@ runner's :class:`T3Result`.
 from __future__ import annotations
 
 import itertools
+import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .budgets import speech_room
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, NonFiniteLogitsError
 from .sampling import SamplingConfig
 
 _ids = itertools.count()
@@ -32,8 +33,9 @@ class T3Sequence:
     """One text chunk's speech tokens being generated: what the scheduler knows of it.
 
     ``prompt`` is opaque here (the runner builds the prefill from it), ``prompt_length`` the
-    KV positions its prefill fills; ``generator`` draws the sequence's random numbers (also
-    opaque); ``runnable`` says whether it may take a step now; ``on_tokens`` receives each
+    KV positions its prefill fills; ``generator`` draws the sequence's random numbers, one per
+    sampled token (a seeded ``random.Random``: a seed reproduces a request whatever else shares
+    the batch); ``runnable`` says whether it may take a step now; ``on_tokens`` receives each
     step's tokens and, once, ``finished=True``; ``on_error`` the error that ended it instead.
     """
 
@@ -43,7 +45,7 @@ class T3Sequence:
     sampling: SamplingConfig
     cfg_weight: float
     ignore_eos: bool
-    generator: Any
+    generator: random.Random
     on_tokens: Callable[[list[int], bool], None]
     on_error: Callable[[BaseException], None]
     runnable: Callable[[], bool] = lambda: True
@@ -62,6 +64,7 @@ class SlotStep:
     sample: bool  # draw its next token and feed it; False: ride along, results discarded
     position: int  # where the fed token's keys and values go in its cache
     speech_position: int  # the fed token's index among the speech tokens (learned positions)
+    uniform: float = 0.0  # the draw that picks its token, in [0, 1) (0 for a greedy one)
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,12 @@ class T3Step:
 
 @dataclass(frozen=True)
 class T3Result:
-    """The token each sampling slot drew, and the prefill lengths of those that joined."""
+    """The token each sampling slot drew, the prefill lengths of those that joined, and the
+    slots whose logits were not finite (they drew no token)."""
 
     tokens: dict[int, int]  # slot -> token
     prefill_lengths: dict[int, int]  # slot -> positions its prompt filled
+    invalid: frozenset[int] = frozenset()
 
 
 class T3Scheduler:
@@ -114,18 +119,23 @@ class T3Scheduler:
                 continue
             joining.append((len(self.slots), sequence))
             self.slots.append(sequence)
+        for _, sequence in joining:  # its first token goes right after its prompt
+            sequence.length = sequence.prompt_length
         joined = {id(s) for _, s in joining}
-        steps = tuple(
-            SlotStep(
-                sequence=s,
-                sample=id(s) in joined or s.runnable(),
-                position=s.length,
-                speech_position=s.generated + 1,
-            )
-            for s in self.slots
-        )
+        steps = tuple(self._slot_step(s, id(s) in joined or s.runnable()) for s in self.slots)
         moves, self._moves = tuple(self._moves), []
         return T3Step(moves=moves, prefill=tuple(joining), slots=steps)
+
+    @staticmethod
+    def _slot_step(sequence: T3Sequence, sample: bool) -> SlotStep:
+        greedy = sequence.sampling.greedy
+        return SlotStep(
+            sequence=sequence,
+            sample=sample,
+            position=sequence.length,
+            speech_position=sequence.generated + 1,
+            uniform=sequence.generator.random() if sample and not greedy else 0.0,
+        )
 
     def commit(self, step: T3Step, result: T3Result) -> None:
         """Take the runner's results; tell each sequence its tokens."""
@@ -133,6 +143,8 @@ class T3Scheduler:
             self.slots[slot].length = length
             budget_left = speech_room(self.context, length)
             self.slots[slot].budget = max(0, min(self.slots[slot].budget, budget_left))
+        for slot in result.invalid:
+            self._fail(step.slots[slot].sequence, NonFiniteLogitsError())
         for slot, token in result.tokens.items():
             sequence = step.slots[slot].sequence
             if sequence.cancelled or sequence.finished:
@@ -142,9 +154,13 @@ class T3Scheduler:
     def fail(self, step: T3Step, error: BaseException) -> None:
         """The runner failed ``step``: every sequence in it ends with ``error``."""
         for slot in step.slots:
-            if not (slot.sequence.finished or slot.sequence.cancelled):
-                slot.sequence.finished = True
-                slot.sequence.on_error(error)
+            self._fail(slot.sequence, error)
+
+    @staticmethod
+    def _fail(sequence: T3Sequence, error: BaseException) -> None:
+        if not (sequence.finished or sequence.cancelled):
+            sequence.finished = True
+            sequence.on_error(error)
 
     def _fits(self, sequence: T3Sequence) -> bool:
         """A sequence whose prompt and budget overflow a slot never reaches the runner (whose
