@@ -94,40 +94,41 @@ bench-concurrency: install $(TINY_CKPT)/random_weights.json
 	$(BIN)/python scripts/bench_concurrency.py --model-path $(TINY_CKPT) --via http \
 		--out .cache/bench_concurrency.json
 
-# The same sweep on a GPU machine, where there is no .venv: the image's python3 and torch, plus
-# the wheels ../shared/tools/gpu-wheels prepared in .whl (docs/PERFORMANCE.md says how). A
-# full-size random checkpoint (written once), T3 in bf16, 1, 16 and 64 streams of 8 s each.
+# The GPU sweep, on a GPU machine where there is no .venv: the image's python3 and torch, plus
+# the wheels ../shared/tools/gpu-wheels prepared in .whl (docs/PERFORMANCE.md says how, in one
+# device call). Full-size random English and Turbo checkpoints (written first, in parallel, where
+# missing), T3 in bf16, 1, 16 and 64 streams of 150 tokens, CUDA graphs on and off; what would
+# not end within the budget is skipped and named. JSON in .cache/bench_gpu.json and a table.
 GPU_PYTHON ?= python3
 GPU_SITE ?= /tmp/site
 FULL_CKPT ?= .cache/checkpoints/chatterbox-full
-GPU_ENV := PYTHONPATH=$(CURDIR):$(GPU_SITE) TQDM_DISABLE=1 HF_HUB_OFFLINE=1
+TURBO_FULL_CKPT ?= .cache/checkpoints/chatterbox-turbo-full
+GPU_BENCH_ARGS ?= --streams 1,16,64 --tokens 150 --graphs on,off --budget-seconds 420
+GPU_ENV := PYTHONPATH=$(CURDIR):$(GPU_SITE) TQDM_DISABLE=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 
-bench-gpu: gpu-site $(FULL_CKPT)/random_weights.json
-	$(GPU_ENV) $(GPU_PYTHON) scripts/bench_concurrency.py --model-path $(FULL_CKPT) \
-		--device cuda --dtype bfloat16 --streams 1,16,64 --tokens 200 --runs 2 \
-		--out .cache/bench_gpu.json
+bench-gpu: gpu-site
+	$(GPU_ENV) $(GPU_PYTHON) scripts/bench_gpu.py --device cuda --dtype bfloat16 \
+		--checkpoint chatterbox=$(FULL_CKPT) --checkpoint chatterbox-turbo=$(TURBO_FULL_CKPT) \
+		$(GPU_BENCH_ARGS) --out .cache/bench_gpu.json
 
 # Prepare those wheels here (they travel with the working tree, 64 MiB at most a call): the
-# engine's own dependencies beyond the GPU image, with the pinned transformers.
+# engine's own dependencies beyond the GPU image, with the pinned transformers and the
+# tokenizers it accepts (the image's 0.23.2 fails transformers 5.2.0's import-time check).
 GPU_BENCH_WHEELS := annotated-types audioread cffi chatterbox-tts conformer \
 	decorator deprecated diffusers importlib-metadata lazy-importer librosa omegaconf platformdirs \
-	pooch pycparser pydantic pydantic-core pyloudnorm resemble-perth s3tokenizer soundfile soxr \
-	transformers typing-inspection
+	pooch pycparser pydantic pydantic-core pydantic-settings pyloudnorm python-dotenv \
+	resemble-perth s3tokenizer soundfile soxr tokenizers transformers typing-inspection
 GPU_WHEELS_TOOL ?= ../shared/tools/gpu-wheels
 
 gpu-wheels:
 	@mkdir -p .cache
 	grep -iE '^($(shell echo $(GPU_BENCH_WHEELS) | tr ' ' '|'))==' requirements.lock \
 		> .cache/gpu-requirements.txt
-	$(GPU_WHEELS_TOOL) -r .cache/gpu-requirements.txt --also transformers
+	$(GPU_WHEELS_TOOL) -r .cache/gpu-requirements.txt --also transformers --also tokenizers
 
 gpu-site:
 	@if [ -d .whl ]; then $(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile \
 		--upgrade --target $(GPU_SITE) .whl/*.whl; fi
-
-$(FULL_CKPT)/random_weights.json: | gpu-site
-	$(GPU_ENV) $(GPU_PYTHON) scripts/make_random_checkpoint.py --variant chatterbox --size full \
-		$(FULL_CKPT)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

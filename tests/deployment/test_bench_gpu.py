@@ -1,0 +1,81 @@
+"""`make bench-gpu`'s sweep (scripts/bench_gpu.py) runs end to end on a CPU, on tiny checkpoints,
+and the Makefile's recipe names only options the script takes: the one GPU call must not be the
+first time either is tried."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from common.variants import Variant
+from tests.support.checkpoints import Checkpoints
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench_gpu() -> ModuleType:
+    sys.path.insert(0, str(REPO / "scripts"))
+    import bench_gpu
+
+    return bench_gpu
+
+
+@pytest.mark.timeout(90)
+def test_the_sweep_runs_on_a_cpu_and_reports_every_figure(
+    bench_gpu: ModuleType, checkpoints: Checkpoints, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "bench_gpu.json"
+    argv = [
+        "--device", "cpu", "--dtype", "float32",
+        "--checkpoint", f"chatterbox={checkpoints(Variant.ENGLISH)}",
+        "--checkpoint", f"chatterbox-turbo={checkpoints(Variant.TURBO)}",
+        "--streams", "1,2", "--tokens", "8", "--warmup-tokens", "8", "--count-tokens", "8",
+        "--graphs", "off", "--out", str(out),
+    ]  # fmt: skip
+    bench_gpu.main(argv)
+    result = json.loads(out.read_text())
+    rows = result["results"]
+    assert [(r["model"], r["streams"]) for r in rows] == [
+        ("base", 1), ("base", 2), ("Turbo", 1), ("Turbo", 2),
+    ]  # fmt: skip
+    for row in rows:
+        assert row["every_stream_complete"], row  # Turbo's closing silence counted too
+        assert row["t3_batch"] == row["streams"], row
+        assert row["t3_step_ms_p50"] > 0 and row["s3gen_batch_ms_p50"] > 0, row
+        assert row["t3_syncs_per_step_p50"] is not None, row  # counted on the CPU's terms
+        assert row["s3gen_syncs_per_batch_max"] is not None, row
+        assert 0 < row["first_audio_p50_s"] <= row["first_audio_p95_s"], row
+        assert row["x_real_time"] > 0, row
+    assert result["skipped"] == [] and result["checkpoints_written_s"] == {}
+    table = capsys.readouterr().out.split("\n\n")[-1]
+    assert table.count("\n| base | off |") == 2 and table.count("\n| Turbo | off |") == 2
+
+
+def test_the_budget_skips_what_would_not_end_in_time(bench_gpu: ModuleType) -> None:
+    budget = bench_gpu.Budget(100.0)
+    assert budget.refuses(64) is None  # nothing measured yet: no estimate
+    budget.ran(1, 10.0)
+    budget.started -= 50.0
+    assert budget.refuses(1) is None  # 50 s + 10 s
+    assert "budget" in budget.refuses(16)  # 50 s + 16 x 10 s
+    budget.ran(16, 20.0)
+    assert budget.refuses(16) is None  # measured: 20 s, not the estimate
+
+
+def test_make_bench_gpu_passes_options_the_script_takes(bench_gpu: ModuleType) -> None:
+    dry = subprocess.run(
+        ["make", "-n", "bench-gpu"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.replace("\\\n", " ")
+    line = next(line for line in dry.splitlines() if "scripts/bench_gpu.py" in line)
+    words = shlex.split(line)
+    args = bench_gpu.parse_args(words[words.index("scripts/bench_gpu.py") + 1 :])
+    assert args.device == "cuda" and args.dtype == "bfloat16"
+    assert [variant for variant, _ in args.models] == [Variant.ENGLISH, Variant.TURBO]
+    assert args.levels == [1, 16, 64] and args.graph_settings == [True, False]
