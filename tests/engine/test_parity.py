@@ -142,9 +142,10 @@ def upstream_mel(
     """Upstream's ``flow.inference`` of the window's tokens, handed the window's noise (it draws
     its starting noise with ``randn_like``)."""
     gen = voice.gen
-    tokens = inputs.tokens[gen["prompt_token"].shape[1] :][None]
+    tokens = torch.from_numpy(inputs.tokens)[None]
+    noise = torch.from_numpy(inputs.noise)[None]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(torch, "randn_like", lambda like, **_: inputs.noise[None].clone().to(like))
+        patch.setattr(torch, "randn_like", lambda like, **_: noise.clone().to(like))
         mel, _ = model.s3gen.flow.inference(
             token=tokens, token_len=torch.tensor([tokens.shape[1]]),
             prompt_token=gen["prompt_token"], prompt_token_len=gen["prompt_token_len"],

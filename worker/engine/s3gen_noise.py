@@ -5,12 +5,16 @@ decodes of the same stretch never match and streamed windows would not join. Her
 starting noise is drawn per absolute mel frame and the vocoder source's noise per absolute
 sample, in blocks generated from ``(seed, block index)``; the source's fundamental continues its
 phase from one window to the next. The same seed gives the same audio.
+
+The noise is drawn on the host and kept there (numpy): the runner uploads a batch's noise with
+the rest of the batch, in one copy.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from chatterbox.models.s3gen.hifigan import HiFTGenerator
 
@@ -22,27 +26,23 @@ class PositionalNoise:
     so that overlapping windows see identical noise where they overlap.
     """
 
-    def __init__(
-        self, seed: int, channels: int, block: int, device: torch.device, dtype: torch.dtype
-    ) -> None:
+    def __init__(self, seed: int, channels: int, block: int) -> None:
         self.seed, self.channels, self.BLOCK = seed, channels, block
-        self.device, self.dtype = device, dtype
-        self.blocks: dict[int, torch.Tensor] = {}
+        self.blocks: dict[int, np.ndarray] = {}
 
-    def _block(self, index: int) -> torch.Tensor:
+    def _block(self, index: int) -> np.ndarray:
         if index not in self.blocks:
             gen = torch.Generator().manual_seed((self.seed * 1_000_003 + index) % 2**63)
-            block = torch.randn(1, self.channels, self.BLOCK, generator=gen)
-            self.blocks[index] = block.to(self.device, self.dtype)
+            self.blocks[index] = torch.randn(self.channels, self.BLOCK, generator=gen).numpy()
         return self.blocks[index]
 
-    def frames(self, start: int, stop: int) -> torch.Tensor:
-        """Noise (1, channels, stop - start) for positions [start, stop); negative ones are
-        the voice prompt's."""
+    def frames(self, start: int, stop: int) -> np.ndarray:
+        """Noise (channels, stop - start), float32, for positions [start, stop); negative ones
+        are the voice prompt's."""
         first, last = start // self.BLOCK, (stop - 1) // self.BLOCK
-        joined = torch.cat([self._block(i) for i in range(first, last + 1)], dim=2)
+        joined = np.concatenate([self._block(i) for i in range(first, last + 1)], axis=1)
         offset = start - first * self.BLOCK
-        return joined[:, :, offset : offset + stop - start]
+        return joined[:, offset : offset + stop - start]
 
     def forget_before(self, frame: int) -> None:
         for index in [i for i in self.blocks if 0 <= i < frame // self.BLOCK - 1]:
@@ -54,41 +54,51 @@ class SineSource:
 
     Same formula as upstream ``SineGen`` + ``SourceModuleHnNSF`` (harmonics of F0, voiced/unvoiced
     noise, linear merge, tanh), except that the fundamental's phase at a window's first sample is
-    the phase the previous window had reached there, so windows agree where they overlap.
+    the phase the previous window had reached there, so windows agree where they overlap. That
+    phase stays on the device (the previous window's cycle count, indexed there): it is never
+    read back. Used by the runner's thread only; a stream has one window in flight at a time.
     """
 
-    def __init__(self, hift: HiFTGenerator, seed: int, device: torch.device) -> None:
+    def __init__(self, hift: HiFTGenerator, seed: int) -> None:
         module = hift.m_source
         self.sine = module.l_sin_gen
         self.merge = module.l_linear
-        harmonics = self.sine.harmonic_num + 1
+        self.harmonics = self.sine.harmonic_num + 1
         generator = torch.Generator().manual_seed(seed + 7)
-        phases = torch.rand(harmonics, 1, generator=generator) * 2 * math.pi - math.pi
+        phases = torch.rand(self.harmonics, 1, generator=generator) * 2 * math.pi - math.pi
         phases[0] = 0.0
-        self.phases = phases
-        self.noise = PositionalNoise(seed + 11, harmonics, 8192, device, torch.float32)
+        self.phases = phases.numpy()
+        self.noise = PositionalNoise(seed + 11, self.harmonics, 8192)
         self.cycles: torch.Tensor | None = None  # fundamental cycles of the last window, float64
         self.cycles_start = 0
 
-    def __call__(self, f0: torch.Tensor, start_sample: int) -> torch.Tensor:
-        """Excitation (1, 1, L) for upsampled F0 (1, 1, L) starting at sample ``start_sample``."""
+    def host_inputs(self, start_sample: int, samples: int) -> np.ndarray:
+        """What the device needs for samples [start, start + samples), from the host:
+        (harmonics, 1 + samples) float32, the harmonics' phases then their noise."""
+        noise = self.noise.frames(start_sample, start_sample + samples)
+        self.noise.forget_before(start_sample)
+        return np.concatenate([self.phases, noise], axis=1)
+
+    def __call__(self, f0: torch.Tensor, start_sample: int, inputs: torch.Tensor) -> torch.Tensor:
+        """Excitation (1, 1, L) for upsampled F0 (1, 1, L) starting at sample ``start_sample``;
+        ``inputs``: :meth:`host_inputs` for these samples, on the device."""
         device = f0.device
+        phases, noise = inputs[:, :1], inputs[:, 1:]
         increments = f0[0, 0].double() / self.sine.sampling_rate
         cycles = self._phase_at(start_sample) + torch.cumsum(increments, dim=0)
         self.cycles, self.cycles_start = cycles, start_sample
-        order = torch.arange(1, self.sine.harmonic_num + 2, device=device, dtype=torch.float64)
+        order = torch.arange(1, self.harmonics + 1, device=device, dtype=torch.float64)
         theta = 2 * math.pi * torch.remainder(order[:, None] * cycles[None, :], 1.0)
-        sine = self.sine.sine_amp * torch.sin(theta.float() + self.phases.to(device))
+        sine = self.sine.sine_amp * torch.sin(theta.float() + phases)
         voiced = (f0[0] > self.sine.voiced_threshold).float()
         noise_amp = voiced * self.sine.noise_std + (1 - voiced) * self.sine.sine_amp / 3
-        noise = self.noise.frames(start_sample, start_sample + f0.shape[-1])[0]
-        self.noise.forget_before(start_sample)
         excitation = sine * voiced + noise_amp * noise  # (harmonics, L)
         merged = torch.tanh(self.merge(excitation.T.to(self.merge.weight.dtype)))
         return merged.T[None]  # (1, 1, L)
 
-    def _phase_at(self, sample: int) -> float:
+    def _phase_at(self, sample: int) -> torch.Tensor | float:
+        """The fundamental's cycle count reached just before ``sample`` (a device scalar), 0 at
+        the stream's start."""
         if self.cycles is None or sample <= self.cycles_start:
             return 0.0
-        index = min(sample - self.cycles_start, self.cycles.numel()) - 1
-        return float(self.cycles[index])
+        return self.cycles[min(sample - self.cycles_start, self.cycles.numel()) - 1]

@@ -20,15 +20,15 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from common.audio import SAMPLE_RATE
 from common.params import OverlapMethod
 
 from .conditioning import VoiceConditioning
+from .errors import EngineError
 from .loading import LoadedModel
 from .s3gen_noise import PositionalNoise, SineSource
-from .s3gen_runner import S3GenRunner, WindowInputs
+from .s3gen_runner import S3GenRunner, WindowInputs, host_trim_fade
 
 MEL_PER_TOKEN = 2
 SAMPLES_PER_MEL = 480
@@ -68,38 +68,28 @@ class S3GenStream:
     """One stream's S3Gen state: its tokens, what has been emitted, the tail held back."""
 
     def __init__(self, model: LoadedModel, voice: VoiceConditioning, config: StreamConfig) -> None:
+        """Host work only (it runs on the event loop): the voice's prompt is made on the device
+        by the runner, in its own thread."""
         self.model = model
-        self.flow = model.s3gen.flow
+        self.voice = voice
         self.config = config
-        self.device = model.device
-        self.dtype = next(self.flow.parameters()).dtype
-        self.lookahead = int(self.flow.pre_lookahead_len)
+        flow = model.s3gen.flow
+        self.vocab = int(flow.input_embedding.num_embeddings)
+        self.lookahead = int(flow.pre_lookahead_len)
         self.closing_tokens = [SILENCE_TOKEN] * 3 if model.variant.turbo_family else []
-        self.noise = PositionalNoise(config.seed, 80, 64, self.device, self.dtype)
-        self.source = SineSource(model.s3gen.mel2wav, config.seed, self.device)
-        self._prepare_prompt(voice)
+        self.noise = PositionalNoise(config.seed, 80, 64)
+        self.source = SineSource(model.s3gen.mel2wav, config.seed)
+        frames = voice.gen["prompt_feat"].numel() // 80  # a shape: nothing is read from the device
+        self.prompt_noise = self.noise.frames(-frames - self.noise.BLOCK, -self.noise.BLOCK)
         self.tokens: list[int] = []
         self.emitted = 0  # absolute samples handed out (before trims)
         self.windows = 0  # windows decoded so far
         self.tail = np.zeros(0, dtype=np.float32)  # held-back samples [emitted, emitted + len)
         self.finished = False
-        self.trim_fade = model.s3gen.trim_fade.detach().cpu().numpy()
+        self.trim_fade = host_trim_fade(model)
         self._lead_left = SAMPLE_RATE * config.leading_trim_ms // 1000
         self._trail = SAMPLE_RATE * config.trailing_trim_ms // 1000
         self._trail_buffer = np.zeros(0, dtype=np.float32)
-
-    @torch.inference_mode()
-    def _prepare_prompt(self, voice: VoiceConditioning) -> None:
-        """Copy (never mutate) the voice's S3Gen reference and project the speaker embedding."""
-        gen = voice.gen
-        self.prompt_tokens = gen["prompt_token"].to(self.device, torch.long).reshape(-1)
-        self.prompt_feat = gen["prompt_feat"].to(self.device, self.dtype).reshape(-1, 80)
-        embedding = torch.atleast_2d(gen["embedding"]).to(self.device, self.dtype)
-        self.speaker = self.flow.spk_embed_affine_layer(
-            torch.nn.functional.normalize(embedding, dim=1)
-        )[0]
-        frames = self.prompt_feat.shape[0]
-        self.prompt_noise = self.noise.frames(-frames - self.noise.BLOCK, -self.noise.BLOCK)[0]
 
     @property
     def pending_tokens(self) -> int:
@@ -117,6 +107,7 @@ class S3GenStream:
         """Add tokens; the window to decode now, or (nothing to decode) the PCM to emit."""
         if self.finished:
             raise RuntimeError("plan() after the final window")
+        self._check(tokens)
         self.tokens.extend(int(t) for t in tokens)
         if final:
             self.tokens.extend(self.closing_tokens)
@@ -133,17 +124,27 @@ class S3GenStream:
         start = max(0, self.emitted // SAMPLES_PER_TOKEN - self.config.context_tokens)
         return Window(start, stable, final)
 
+    def _check(self, tokens: list[int]) -> None:
+        """On the host, before S3Gen's embedding sees them: an id out of its rows would be a
+        device-side assert on a GPU, which ends every request of the worker."""
+        bad = next((t for t in tokens if not 0 <= t < self.vocab), None)
+        if bad is not None:
+            raise EngineError(
+                f"T3 produced speech token {bad}, outside S3Gen's {self.vocab} tokens (0..."
+                f"{self.vocab - 1}), so this request's audio was stopped; the other requests "
+                "were not affected. Retry; if it recurs, report it with the model and MODEL_DTYPE"
+            )
+
     def inputs(self, window: Window) -> WindowInputs:
+        """The window's inputs for the runner: host data (numpy), nothing on the device."""
         first_frame = window.start * MEL_PER_TOKEN
         frames = (len(self.tokens) - window.start) * MEL_PER_TOKEN
-        tokens = torch.tensor(self.tokens[window.start :], dtype=torch.long, device=self.device)
-        noise = self.noise.frames(first_frame, first_frame + frames)[0]
+        noise = self.noise.frames(first_frame, first_frame + frames)
         self.noise.forget_before(first_frame)
         return WindowInputs(
-            tokens=torch.cat([self.prompt_tokens, tokens]),
-            prompt_feat=self.prompt_feat,
-            speaker=self.speaker,
-            noise=torch.cat([self.prompt_noise, noise], dim=1),
+            voice=self.voice,
+            tokens=np.array(self.tokens[window.start :], dtype=np.int64),
+            noise=np.concatenate([self.prompt_noise, noise], axis=1),
             emit_frames=(window.stop - window.start) * MEL_PER_TOKEN,
             start_sample=window.start * SAMPLES_PER_TOKEN,
             source=self.source,

@@ -21,6 +21,7 @@ syncs (``scripts/bench_gpu.py`` counts them that way).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,13 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 _SYNC_METHODS = {"tolist", "cpu"}
+# A scalar read reaches a dispatch mode as ``_local_scalar_dense``, except under
+# ``torch.inference_mode()``, where ``item`` and ``is_nonzero`` arrive undecomposed.
+_SCALAR_READS = {
+    torch.ops.aten._local_scalar_dense.default,
+    torch.ops.aten.item.default,
+    torch.ops.aten.is_nonzero.default,
+}
 
 
 @dataclass
@@ -40,9 +48,10 @@ class TransferCount:
 
 
 class _Functions(TorchFunctionMode):
-    def __init__(self, count: TransferCount) -> None:
+    def __init__(self, count: TransferCount, resident: set[int]) -> None:
         super().__init__()
         self.count = count
+        self.resident = resident
 
     def __torch_function__(
         self, func: Callable[..., Any], types: Any, args: Any = (), kwargs: Any = None
@@ -54,7 +63,9 @@ class _Functions(TorchFunctionMode):
         elif name in ("to", "copy_") and kwargs.get("non_blocking"):
             self.count.uploads += 1
             self.count.calls.append(f"upload:{name}")
-        elif name == "to" and _names_a_device(args[1:], kwargs):
+        elif (
+            name == "to" and _names_a_device(args[1:], kwargs) and id(args[0]) not in self.resident
+        ):
             self._sync("to(device)")
         return func(*args, **kwargs)
 
@@ -68,12 +79,10 @@ class _Dispatch(TorchDispatchMode):
         super().__init__()
         self.count = count
 
-    def __torch_dispatch__(
-        self, func: Any, types: Any, args: Any = (), kwargs: Any = None
-    ) -> Any:
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         result = func(*args, **(kwargs or {}))
         lifted = func is torch.ops.aten.lift_fresh.default and result.dim() > 0
-        if lifted or func is torch.ops.aten._local_scalar_dense.default:
+        if lifted or func in _SCALAR_READS:
             self.count.syncs += 1
             self.count.calls.append(str(func))
         return result
@@ -85,11 +94,17 @@ def _names_a_device(args: Any, kwargs: dict[str, Any]) -> bool:
 
 
 class TransferCounter:
-    """``with TransferCounter() as count:`` counts the transfers of the code inside."""
+    """``with TransferCounter() as count:`` counts the transfers of the code inside.
 
-    def __init__(self) -> None:
+    ``resident``: modules already on the device. ``.to(device)`` of one of their parameters or
+    buffers returns the tensor as it is, no copy (upstream calls ``self.pos_bias_u.to(q.device)``
+    in every attention layer), so it is not counted.
+    """
+
+    def __init__(self, *resident: torch.nn.Module) -> None:
         self.count = TransferCount()
-        self._modes = (_Functions(self.count), _Dispatch(self.count))
+        tensors = {id(t) for m in resident for t in itertools.chain(m.parameters(), m.buffers())}
+        self._modes = (_Functions(self.count, tensors), _Dispatch(self.count))
 
     def __enter__(self) -> TransferCount:
         for mode in self._modes:
