@@ -10,7 +10,6 @@ Exit codes: 0 after a clean shutdown (SIGTERM or Ctrl-C: in-flight requests fini
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import sys
 
@@ -21,10 +20,10 @@ from common.log_setup import configure_logging
 from common.settings import Settings
 from common.validation import every_problem
 
-from .auth import startup_problem
 from .main import create_app
 from .pool import WorkerPool
 from .server import DrainingServer
+from .web.auth import startup_problem
 
 log = logging.getLogger("app")
 
@@ -38,19 +37,6 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
-class RedactKeys(logging.Filter):
-    """Keep API keys sent as ``api_key=`` query parameters out of the access log."""
-
-    PATTERN = re.compile(r"(api_key=)[^&\s]*")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                self.PATTERN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
-            )
-        return True
-
-
 def main() -> int:
     settings = load_settings()
     if settings.service_mode == "runpod-queue":
@@ -62,7 +48,6 @@ def main() -> int:
         print(f"configuration error: {problem}", file=sys.stderr)
         return 2
     settings.export_environment()
-    logging.getLogger("uvicorn.access").addFilter(RedactKeys())
     if not settings.api_keys:
         log.warning("API_KEY is not set: every request is accepted without a key")
     pool = WorkerPool(settings)

@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover - nvidia-ml-py is a dependency, but stay
     pynvml = None
 
 _initialised: bool | None = None
+_warned: set[str] = set()  # CUDA_VISIBLE_DEVICES values already warned about (read per scrape)
 GIB = 1024**3
 
 
@@ -96,7 +97,8 @@ def visible_gpus(environ: Mapping[str, str] = os.environ) -> list[Gpu]:
     for entry in (part.strip() for part in listed.split(",")):
         gpu = _resolve(entry, every)
         if gpu is None:
-            if every:
+            if every and listed not in _warned:
+                _warned.add(listed)
                 log.warning(
                     "CUDA_VISIBLE_DEVICES=%r: %r names none of NVML's GPUs (%s); it and the "
                     "entries after it are ignored, as CUDA does",

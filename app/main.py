@@ -18,14 +18,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from common.settings import Settings
 from common.voices.library import VoiceLibrary
 
-from . import openapi
-from .body_limit import BodyLimit
-from .errors import install_error_handlers
 from .housekeeping import sweep_periodically
 from .metrics import Metrics, RequestCounter
 from .pool import WorkerPool
-from .request_ids import RequestIdMiddleware
-from .routes import console, generate, health, metrics, openai_compat, stream, voices
+from .protocols import openai_speech, tts_http, tts_websocket
+from .routes import console, health, metrics, voices
+from .web import openapi
+from .web.body_limit import BodyLimit
+from .web.errors import install_error_handlers
+from .web.request_ids import RequestIdMiddleware
 
 EXPOSED_HEADERS = [
     "X-Request-Id",
@@ -77,9 +78,9 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
     app.add_middleware(RequestCounter, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for module in (health, generate, stream, voices, metrics):
+    for module in (health, tts_http, tts_websocket, voices, metrics):
         app.include_router(module.router)
-    openai_compat.install(app)
+    openai_speech.install(app)
     console.install(app)
     openapi.install(app)
     return app

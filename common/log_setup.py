@@ -5,11 +5,19 @@ utterance (asyncio copies it into the tasks a request starts), the worker per jo
 of one request can be found in both processes by the id the client sees in ``X-Request-Id``.
 Lines outside any request show ``-``. ``LOG_FORMAT=json`` writes one JSON object per line
 (python-json-logger) for log collectors; ``text`` is for people.
+
+No line carries a key: every formatted line (uvicorn's access and error lines, websockets', ours,
+tracebacks included) has the values of key-bearing query parameters (``api_key=``,
+``xi-api-key=``, ``key=``, ``token=``, ``authorization=`` ...) and ``Bearer`` tokens replaced by
+``***``. Browsers can send a key only in the URL, uvicorn logs every URL with its query string,
+and logs leave the machine (RunPod's log viewer), so this is done on the one handler every record
+reaches, after formatting, rather than logger by logger.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 
@@ -25,6 +33,31 @@ JSON_NAMES = {
     "process_name": "process",
     "name": "logger",
 }
+
+
+# A key-bearing parameter's value ends at the next separator; a backslash ends it too, so a
+# JSON-escaped quote after it survives.
+SECRET_PARAMETER = re.compile(
+    r"(?i)(?<![\w-])((?:api[_-]?key|xi[_-]api[_-]key|key|token|access[_-]token|authorization)"
+    r"=)[^&\s\"'\\#;,]+"
+)
+BEARER = re.compile(r"(?i)(\bbearer\s+)[^\s\"'\\,;]+")
+
+
+def redact(line: str) -> str:
+    """``line`` with every key value in it replaced by ``***``."""
+    return BEARER.sub(r"\1***", SECRET_PARAMETER.sub(r"\1***", line))
+
+
+class RedactingFormatter(logging.Formatter):
+    """Another formatter's lines, with :func:`redact` applied to each (message and traceback)."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record))
 
 
 class ContextFilter(logging.Filter):
@@ -47,9 +80,10 @@ def configure_logging(level: str, log_format: str, process_name: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter(process_name))
     if log_format == "json":
-        handler.setFormatter(JsonFormatter(JSON_FIELDS, rename_fields=JSON_NAMES))
+        inner: logging.Formatter = JsonFormatter(JSON_FIELDS, rename_fields=JSON_NAMES)
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        inner = logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(RedactingFormatter(inner))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

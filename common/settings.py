@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .openai_voices import parse_voice_map
 from .params import (
     CfgWeight,
     ChunkChars,
@@ -115,6 +116,10 @@ class Settings(BaseSettings):
     openai_default_voice: str | None = Field(
         None, description="Voice for OpenAI's built-in names (alloy ...); unset: the model's own"
     )
+    openai_voice_map: str = Field(
+        "", description="OpenAI names to library voices, e.g. alloy=anna,nova=bob.wav; "
+        "the others speak OPENAI_DEFAULT_VOICE",
+    )  # fmt: skip
     # --- Voices (ours) ---
     max_voice_upload_bytes: int = Field(20_000_000, ge=1000, description="Largest upload")
     max_voice_seconds: float = Field(120.0, gt=0, description="Longest reference clip accepted")
@@ -224,6 +229,12 @@ class Settings(BaseSettings):
             )
         return repo
 
+    @field_validator("openai_voice_map")
+    @classmethod
+    def _voice_map(cls, value: str) -> str:
+        parse_voice_map(value)  # raises, naming the pair at fault
+        return value
+
     @field_validator("multilingual_t3_model")
     @classmethod
     def _t3_model(cls, value: str) -> str:
@@ -270,6 +281,11 @@ class Settings(BaseSettings):
     def api_keys(self) -> list[str]:
         raw = self.api_key.get_secret_value() if self.api_key else ""
         return [key.strip() for key in raw.split(",") if key.strip()]
+
+    @property
+    def openai_voice_aliases(self) -> dict[str, str]:
+        """OPENAI_VOICE_MAP as {OpenAI name: voice id}."""
+        return parse_voice_map(self.openai_voice_map)
 
     @property
     def cors_origin_list(self) -> list[str]:

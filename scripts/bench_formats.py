@@ -24,7 +24,7 @@ import zmq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_service import KEY, TEXT, report, start_service
 
-from app.encoding import FORMATS, make_encoder, output_rate
+from app.audio.encoding import FORMATS, make_encoder, output_rate
 
 TOKENS = 100
 SECONDS = TOKENS * 0.04

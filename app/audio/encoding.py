@@ -20,7 +20,7 @@ import av
 import numpy as np
 import soxr
 
-from .audio_format import wav_header
+from .headers import wav_header
 
 MULAW_RATE = 8000
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)

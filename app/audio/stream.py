@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+from ..streams import RequestStream
 from .encoding import Encoder, PcmEncoder, make_encoder, output_rate
-from .streams import RequestStream
 from .tempo import TempoEncoder
 
 _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode")

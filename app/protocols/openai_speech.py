@@ -16,27 +16,26 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from common.openai_voices import OPENAI_VOICES
 from common.params import SynthesisParams
 from common.settings import Settings
 from common.validation import first_problem, printable
 from common.variants import Variant
 from common.voices.errors import VoiceError
-from common.voices.library import check_voice_id
+from common.voices.library import VoiceLibrary, check_voice_id
 
-from ..audio_stream import encoded, encoder_for
-from ..auth import check_api_key
-from ..dependencies import HeaderKey, LibraryDep, PoolDep, QueryKey, SettingsDep
-from ..errors import ApiError
-from ..json_body import read_json_object
-from ..openapi import SSE, errors, json_request, media_types, synthesis
-from ..schemas import SpeechRequest
-from ..speech import start_speech
-from ..streams import RequestStream, StreamFailed
-from ..tempo import MAX_SPEED, MIN_SPEED
-from .generate import AudioStreamResponse, StreamAborted
+from ..audio.tempo import MAX_SPEED, MIN_SPEED
+from ..speech.requests import SpeechRequest
+from ..speech.utterance import Utterance
+from ..streams import StreamFailed
+from ..web.audio_response import AudioStreamResponse, abort_on_failure
+from ..web.auth import check_api_key
+from ..web.dependencies import HeaderKey, LibraryDep, PoolDep, QueryKey, SettingsDep
+from ..web.errors import ApiError
+from ..web.json_body import read_json_object
+from ..web.openapi import SSE, errors, json_request, media_types, synthesis
+from . import openai_voices
 
-OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage",
-                 "shimmer", "verse", "marin", "cedar")  # fmt: skip
 FORMATS = {"mp3": "mp3", "opus": "ogg", "aac": "aac", "flac": "flac", "wav": "wav",
            "pcm": "raw_pcm"}  # fmt: skip
 MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
@@ -127,26 +126,24 @@ async def speech(
     body = await _body(request, settings)
     speech_request = SpeechRequest(
         text=body.input,
-        voice_id=_voice_id(body.voice, settings),
+        voice_id=_voice_id(body.voice, settings, library),
         audio_format=FORMATS[body.response_format],
         sample_rate=None,
         params=_params(body, settings),
     )
     try:
-        stream, started = await start_speech(speech_request, pool, library)
+        utterance = await Utterance.begin(speech_request, pool, library, speed=body.speed)
     except ApiError as error:
         raise OpenAIError.from_api_error(error) from None
-    encoder = encoder_for(speech_request.format, None, started.sample_rate, body.speed)
-    headers = {"X-Request-Id": stream.request_id, "Cache-Control": "no-store",
+    headers = {"X-Request-Id": utterance.request_id, "Cache-Control": "no-store",
                "X-Accel-Buffering": "no"}  # fmt: skip
     if body.stream_format == "sse":
         return AudioStreamResponse(
-            _sse(stream, encoded(stream, encoder)), on_close=lambda: pool.release(stream),
-            media_type=SSE, headers=headers,
-        )  # fmt: skip
+            _sse(utterance.audio()), on_close=utterance.release, media_type=SSE, headers=headers
+        )
     return AudioStreamResponse(
-        _audio(stream, encoded(stream, encoder)), on_close=lambda: pool.release(stream),
-        media_type=encoder.media_type, headers=headers,
+        abort_on_failure(utterance.request_id, utterance.audio()),
+        on_close=utterance.release, media_type=utterance.media_type, headers=headers,
     )  # fmt: skip
 
 
@@ -182,10 +179,10 @@ def _invalid_value(error: ValidationError) -> OpenAIError:
     return OpenAIError(400, message, param, "invalid_value")
 
 
-def _voice_id(voice: str, settings: Settings) -> str | None:
-    """Our voice id for OpenAI's ``voice``: its built-in names map to OPENAI_DEFAULT_VOICE."""
+def _voice_id(voice: str, settings: Settings, library: VoiceLibrary) -> str | None:
+    """Our voice id for OpenAI's ``voice``: its names speak what openai_voices.py says."""
     if voice.lower() in OPENAI_VOICES:
-        return settings.openai_default_voice
+        return openai_voices.voice_for(voice.lower(), settings, library)
     try:
         return check_voice_id(voice)
     except VoiceError as error:
@@ -196,15 +193,7 @@ def _param(field: str | None) -> str | None:
     return {"voice_id": "voice", "text": "input"}.get(field or "", field)
 
 
-async def _audio(stream: RequestStream, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        async for data in chunks:
-            yield data
-    except StreamFailed as error:
-        raise StreamAborted(str(error)) from None
-
-
-async def _sse(stream: RequestStream, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """OpenAI's SSE stream: ``speech.audio.delta`` events with base64 audio, then ``done``."""
     try:
         async for data in chunks:
@@ -235,9 +224,7 @@ async def models(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
 @router.get("/audio/voices", responses=errors(401, openai=True))
 async def voices(library: LibraryDep, settings: SettingsDep) -> dict[str, Any]:
     ours = [{"voice_id": v.voice_id, "name": v.voice_id} for v in library.voices()]
-    default = settings.openai_default_voice or "the model's built-in voice"
-    aliases = [{"voice_id": name, "name": name, "alias_of": default} for name in OPENAI_VOICES]
-    return {"voices": ours + aliases}
+    return {"voices": ours + openai_voices.listing(settings, library)}
 
 
 def install(app: Any) -> None:
@@ -247,3 +234,4 @@ def install(app: Any) -> None:
 
     app.add_exception_handler(OpenAIError, handler)
     app.include_router(router)
+    openai_voices.warn_about_missing(app.state.settings, app.state.library)

@@ -8,31 +8,24 @@ with ``text`` and no ``type`` is start + text + end. Server: ``started``, binary
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from common.log_setup import request_id_var
-from common.protocol import TextPiece
 from common.settings import Settings
 from common.validation import printable
 from common.voices.library import VoiceLibrary
 
-from ..audio_stream import encoded, encoder_for
-from ..auth import check_api_key
-from ..dependencies import LibraryDep, PoolDep, SettingsDep
-from ..encoding import Encoder, output_rate
-from ..errors import ApiError, error_response
-from ..json_body import InvalidJson, parse_json_object
 from ..pool import WorkerPool
-from ..request_ids import current_request_id
-from ..schemas import InvalidRequest, parse_speech_request, text_piece
-from ..speech import start_speech
-from ..streams import RequestStream, StreamFailed
+from ..speech.requests import InvalidRequest, parse_speech_request, text_piece
+from ..speech.utterance import Ending, Utterance
+from ..web.auth import check_api_key
+from ..web.dependencies import LibraryDep, PoolDep, SettingsDep
+from ..web.errors import ApiError, error_response
+from ..web.json_body import InvalidJson, parse_json_object
+from ..web.request_ids import current_request_id
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -78,23 +71,6 @@ class ClientError(Exception):
         self.field = field
 
 
-class Utterance:
-    """One start ... end: its stream on the pool and the task forwarding its audio."""
-
-    def __init__(self, stream: RequestStream, encoder: Encoder, source_rate: int) -> None:
-        self.stream = stream
-        self.encoder = encoder
-        self.source_rate = source_rate
-        self.chars = 0
-        self.first_text: float | None = None
-        self.first_audio: float | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.task is not None and not self.task.done()
-
-
 class StreamSession:
     def __init__(
         self, websocket: WebSocket, pool: WorkerPool, settings: Settings, library: VoiceLibrary
@@ -134,15 +110,15 @@ class StreamSession:
         kind = data.get("type")
         if kind is None and "text" in data:
             await self._start(data)
-            self._send_text(TextPiece(request_id="", end=True))
+            self._current().end()
         elif kind == "start":
             await self._start(data)
         elif kind == "text":
-            self._send_text(TextPiece(request_id="", text=_text_piece(data.get("text"))))
+            self._current().send_text(_text_piece(data.get("text")))
         elif kind == "flush":
-            self._send_text(TextPiece(request_id="", flush=True))
+            self._current().flush()
         elif kind == "end":
-            self._send_text(TextPiece(request_id="", end=True))
+            self._current().end()
         elif kind == "cancel":
             await self._cancel()
         else:
@@ -167,86 +143,47 @@ class StreamSession:
         self.utterances += 1
         request_id = f"{self.connection_id}-{self.utterances}"
         request_id_var.set(request_id)  # this session's lines from here on name the utterance
-        stream, started = await start_speech(speech, self.pool, self.library, request_id)
-        rate = output_rate(speech.format, speech.sample_rate, started.sample_rate)
-        encoder = encoder_for(speech.format, speech.sample_rate, started.sample_rate)
-        utterance = Utterance(stream, encoder, started.sample_rate)
+        utterance = await Utterance.begin(
+            speech, self.pool, self.library, request_id=request_id,
+            text_limit=self.settings.ws_max_text_chars,
+        )  # fmt: skip
         self.utterance = utterance
         await self.ws.send_json(
             {
                 "type": "started",
-                "request_id": stream.request_id,
-                "sample_rate": rate,
+                "request_id": utterance.request_id,
+                "sample_rate": utterance.sample_rate,
                 "channels": 1,
-                "format": speech.format,
-                "content_type": encoder.media_type,
+                "format": utterance.format,
+                "content_type": utterance.media_type,
             }
         )
-        utterance.task = asyncio.create_task(self._forward(utterance))
+        utterance.forward(self.ws.send_bytes, self._ended)
         if text is not None:
-            self._send_text(TextPiece(request_id="", text=text))
+            utterance.send_text(text)
 
-    def _send_text(self, piece: TextPiece) -> None:
+    def _current(self) -> Utterance:
         utterance = self.utterance
         if utterance is None or not utterance.running:
             raise ClientError("invalid_message", "no utterance in progress: send start first")
-        utterance.chars += len(piece.text)
-        if utterance.chars > self.settings.ws_max_text_chars:
-            raise ClientError(
-                "invalid_request",
-                f"an utterance may hold at most {self.settings.ws_max_text_chars} characters",
-                "text",
-            )
-        if piece.text and utterance.first_text is None:
-            utterance.first_text = time.perf_counter()
-        stream = utterance.stream
-        self.pool.send_text(stream, piece.model_copy(update={"request_id": stream.request_id}))
+        return utterance
 
-    async def _forward(self, utterance: Utterance) -> None:
-        stream = utterance.stream
-        try:
-            async for data in encoded(stream, utterance.encoder):
-                if utterance.first_audio is None:
-                    utterance.first_audio = time.perf_counter()
-                await self.ws.send_bytes(data)
-            await self.ws.send_json(self._done_event(utterance))
-        except StreamFailed as error:
-            failed = error.failed
-            with contextlib.suppress(Exception):
-                await self._error(failed.code, failed.message, failed.field, stream.request_id)
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            pass  # the client left; run() sees it too
-        finally:
-            self.pool.release(stream)
-
-    @staticmethod
-    def _done_event(utterance: Utterance, cancelled: bool = False) -> dict[str, Any]:
-        first = None
-        if utterance.first_audio is not None and utterance.first_text is not None:
-            first = round((utterance.first_audio - utterance.first_text) * 1000, 1)
-        return {
-            "type": "done",
-            "request_id": utterance.stream.request_id,
-            "audio_seconds": round(utterance.stream.pcm_bytes / 2 / utterance.source_rate, 3),
-            "time_to_first_audio_ms": first,
-            "cancelled": cancelled,
-        }
+    async def _ended(self, ending: Ending) -> None:
+        failed = ending.failure
+        if failed is None:
+            await self.ws.send_json(_done_event(ending))
+        else:
+            await self._error(failed.code, failed.message, failed.field, ending.request_id)
 
     async def _cancel(self) -> None:
         utterance = self.utterance
         if utterance is None or not utterance.running:
             raise ClientError("invalid_message", "no utterance in progress to cancel")
-        await self.stop_utterance()
-        await self.ws.send_json(self._done_event(utterance, cancelled=True))
+        await self.ws.send_json(_done_event(await utterance.cancel()))
 
     async def stop_utterance(self) -> None:
-        utterance = self.utterance
-        if utterance is None or utterance.task is None:
-            return
-        utterance.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await utterance.task
-        self.pool.release(utterance.stream)
+        if self.utterance is not None:
+            await self.utterance.close()
 
     async def _error(
         self, code: str, message: str, field: str | None = None, request_id: str | None = None
@@ -257,3 +194,13 @@ class StreamSession:
         if request_id:
             event["request_id"] = request_id
         await self.ws.send_json(event)
+
+
+def _done_event(ending: Ending) -> dict[str, Any]:
+    return {
+        "type": "done",
+        "request_id": ending.request_id,
+        "audio_seconds": ending.audio_seconds,
+        "time_to_first_audio_ms": ending.time_to_first_audio_ms,
+        "cancelled": ending.cancelled,
+    }

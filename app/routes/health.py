@@ -8,9 +8,9 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from ..dependencies import Authorized, PoolDep
-from ..openapi import errors, json_body
 from ..system_status import system_status
+from ..web.dependencies import Authorized, PoolDep
+from ..web.openapi import errors, json_body
 
 router = APIRouter()
 

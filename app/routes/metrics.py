@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..dependencies import Authorized
 from ..metrics import Metrics
-from ..openapi import METRICS_TYPE, errors
+from ..web.dependencies import Authorized
+from ..web.openapi import METRICS_TYPE, errors
 
 router = APIRouter()
 PROMETHEUS_TEXT = {

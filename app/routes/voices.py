@@ -25,10 +25,10 @@ from common.voices.clips import check_upload, sniff_suffix
 from common.voices.errors import VoiceError
 from common.voices.library import Voice, VoiceLibrary, sanitize_voice_id
 
-from ..dependencies import Authorized, LibraryDep, PoolDep, SettingsDep
-from ..errors import voice_api_error
-from ..openapi import binary, errors
 from ..pool import WorkerPool
+from ..web.dependencies import Authorized, LibraryDep, PoolDep, SettingsDep
+from ..web.errors import voice_api_error
+from ..web.openapi import binary, errors
 
 router = APIRouter(dependencies=[Authorized])
 VoiceId = Annotated[

@@ -19,7 +19,7 @@ from common.validation import first_problem
 from common.voices.errors import VoiceError
 from common.voices.library import check_voice_id
 
-from .encoding import FORMATS, output_rate
+from ..audio.encoding import FORMATS, output_rate
 
 REQUEST_FIELDS = ("text", "voice_id", "format", "sample_rate", "api_key", "type")
 

@@ -11,8 +11,8 @@ from starlette.requests import HTTPConnection
 from common.settings import Settings
 from common.voices.library import VoiceLibrary
 
+from ..pool import WorkerPool
 from .auth import HEADER, QUERY, check_api_key
-from .pool import WorkerPool
 
 
 def get_settings(request: HTTPConnection) -> Settings:

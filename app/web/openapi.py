@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from common.params import SynthesisParams, field_aliases
 from common.voices.library import MAX_ID_CHARS
 
-from .encoding import FORMATS
+from ..audio.encoding import FORMATS
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -46,7 +46,7 @@ _SSE_EVENT = {
 
 
 def media_types(*formats: str) -> tuple[str, ...]:
-    """The media types (without parameters) of output formats (app.encoding.FORMATS)."""
+    """The media types (without parameters) of output formats (app.audio.encoding.FORMATS)."""
     return tuple(sorted({FORMATS[name].media_type.split(";")[0] for name in formats}))
 
 

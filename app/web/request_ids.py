@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.log_setup import request_id_var
 
-from .streams import new_request_id
+from ..streams import new_request_id
 
 
 class RequestIdMiddleware:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.encoding import FORMATS
+from app.audio.encoding import FORMATS
 from app.main import create_app
 from app.pool import WorkerPool
 from common.settings import Settings

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.audio_format import format_from_accept
-from app.auth import key_matches, startup_problem
-from app.json_body import InvalidJson, parse_json_object
-from app.schemas import InvalidRequest, parse_speech_request
+from app.audio.headers import format_from_accept
+from app.speech.requests import InvalidRequest, parse_speech_request
+from app.web.auth import key_matches, startup_problem
+from app.web.json_body import InvalidJson, parse_json_object
 from common.settings import Settings
 
 

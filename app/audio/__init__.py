@@ -1,0 +1,1 @@
+"""Audio for clients: the output formats, their streaming encoders, tempo, the WAV header."""

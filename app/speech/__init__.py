@@ -1,0 +1,1 @@
+"""The speech-session core every protocol adapter drives: validation, start, text, audio, end."""

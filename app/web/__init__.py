@@ -1,0 +1,1 @@
+"""HTTP plumbing every endpoint shares: keys, body limits, JSON, request ids, errors, OpenAPI."""
