@@ -103,13 +103,13 @@ GPU_PYTHON ?= python3
 GPU_SITE ?= /tmp/site
 FULL_CKPT ?= .cache/checkpoints/chatterbox-full
 TURBO_FULL_CKPT ?= .cache/checkpoints/chatterbox-turbo-full
-GPU_BENCH_ARGS ?= --streams 1,16,64 --tokens 150 --graphs on,off --budget-seconds 420
+# The sweep's own defaults are the sweep (its --help); e.g. GPU_BENCH_ARGS="--streams 1,16".
+GPU_BENCH_ARGS ?=
 GPU_ENV := PYTHONPATH=$(CURDIR):$(GPU_SITE) TQDM_DISABLE=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 
 bench-gpu: gpu-site
-	$(GPU_ENV) $(GPU_PYTHON) scripts/bench_gpu.py --device cuda --dtype bfloat16 \
-		--checkpoint chatterbox=$(FULL_CKPT) --checkpoint chatterbox-turbo=$(TURBO_FULL_CKPT) \
-		$(GPU_BENCH_ARGS) --out .cache/bench_gpu.json
+	$(GPU_ENV) $(GPU_PYTHON) scripts/bench_gpu.py --out .cache/bench_gpu.json $(GPU_BENCH_ARGS) \
+		--checkpoint chatterbox=$(FULL_CKPT) --checkpoint chatterbox-turbo=$(TURBO_FULL_CKPT)
 
 # Prepare those wheels here (they travel with the working tree, 64 MiB at most a call): the
 # engine's own dependencies beyond the GPU image, with the pinned transformers and the

@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import datetime
 import gc
+import json
 import os
 import statistics
 import subprocess
@@ -218,63 +219,93 @@ def _max(values: list[float] | list[int]) -> float | None:
     return round(float(max(values)), 2) if values else None
 
 
+class Record:
+    """What the sweep has found so far, saved to ``out`` after every level: a run cut short
+    (the device call's limit) still leaves its figures."""
+
+    def __init__(self, out: Path | None) -> None:
+        self.out = out
+        self.results: list[dict] = []
+        self.skipped: list[dict] = []
+        self.load_s: dict[str, float] = {}
+
+    def skip(self, where: dict[str, Any], reason: str) -> None:
+        self.skipped.append({**where, "reason": reason})
+        print(f"skipped {where}: {reason}", file=sys.stderr)
+        self.save()
+
+    def add(self, result: dict[str, Any]) -> None:
+        self.results.append(result)
+        print(result, file=sys.stderr)
+        self.save()
+
+    def figures(self) -> dict[str, Any]:
+        return {"results": self.results, "skipped": self.skipped, "load_s": self.load_s}
+
+    def save(self) -> None:
+        if self.out:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.out.write_text(json.dumps({"partial": True, **self.figures()}, indent=2))
+
+
 async def configuration(
-    model: LoadedModel, label: str, graphs: bool, args: Any, budget: Budget
-) -> tuple[list[dict], list[dict]]:
-    """Every level on one engine; (results, skipped)."""
-    results, skipped = [], []
-    engine = StreamingEngine(model, slots=max(args.levels), cuda_graphs=graphs)
+    model: LoadedModel, where: dict[str, Any], args: Any, budget: Budget, record: Record
+) -> None:
+    """Every level on one engine. A level that fails ends its configuration (the engine may
+    be broken), named with its error; the sweep goes on with the next."""
+    engine = StreamingEngine(model, slots=max(args.levels), cuda_graphs=where["cuda_graphs"])
     probe = CallProbe(engine)
     try:
         for streams in args.levels:
-            where = {"model": label, "cuda_graphs": graphs, "streams": streams}
+            here = {**where, "streams": streams}
             reason = budget.refuses(streams)
             if reason:
-                skipped.append({**where, "reason": reason})
-                print(f"skipped {where}: {reason}", file=sys.stderr)
+                record.skip(here, reason)
                 continue
             started = time.perf_counter()
-            result = {**where, **await level(engine, probe, streams, args)}
-            result["level_s"] = round(time.perf_counter() - started, 1)
-            budget.ran(streams, result["level_s"])
-            print(result, file=sys.stderr)
-            results.append(result)
+            try:
+                figures = await level(engine, probe, streams, args)
+            except Exception as error:  # report it and go on: the call is the only one
+                record.skip(here, f"failed: {error!r}")
+                return
+            took = round(time.perf_counter() - started, 1)
+            budget.ran(streams, took)
+            record.add({**here, **figures, "level_s": took, "gpu_peak_gib": _peak_gib(model)})
     finally:
         engine.close()
-    return results, skipped
+        await asyncio.sleep(0)  # let the closed loops' tasks end, so the engine can be freed
 
 
-async def sweep(args: argparse.Namespace, budget: Budget) -> dict[str, Any]:
-    results: list[dict] = []
-    skipped: list[dict] = []
-    loads: dict[str, float] = {}
+async def sweep(args: argparse.Namespace, budget: Budget, record: Record) -> None:
     for variant, directory in args.models:
         label = LABELS.get(variant, variant.value)
-        reason = budget.refuses(min(args.levels), extra=max(loads.values(), default=0.0))
+        reason = budget.refuses(min(args.levels), extra=max(record.load_s.values(), default=0))
         if reason:
-            skipped.append({"model": label, "cuda_graphs": None, "streams": None, "reason": reason})
+            record.skip({"model": label, "cuda_graphs": None, "streams": None}, reason)
             continue
         started = time.perf_counter()
         model = load_model(directory, device=args.device, dtype=args.dtype)
-        loads[label] = round(time.perf_counter() - started, 1)
+        record.load_s[label] = round(time.perf_counter() - started, 1)
         for graphs in args.graph_settings:
-            if args.device.startswith("cuda"):
+            if model.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            done, left = await configuration(model, label, graphs, args, budget)
-            for result in done:
-                result["gpu_peak_gib"] = _peak_gib(args.device)
-            results += done
-            skipped += left
-            gc.collect()
+            await configuration(
+                model, {"model": label, "cuda_graphs": graphs}, args, budget, record
+            )
+            _free()
         del model
-        gc.collect()
-        if args.device.startswith("cuda"):
-            torch.cuda.empty_cache()
-    return {"results": results, "skipped": skipped, "load_s": loads}
+        _free()
 
 
-def _peak_gib(device: str) -> float | None:
-    if not device.startswith("cuda"):
+def _free() -> None:
+    """Give the device back what the last engine (or model) held."""
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def _peak_gib(model: LoadedModel) -> float | None:
+    if model.device.type != "cuda":
         return None
     return round(torch.cuda.max_memory_allocated() / 2**30, 1)
 
@@ -316,7 +347,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     budget = Budget(args.budget_seconds)
     written = write_missing(args.models, args.write_size)
-    swept = asyncio.run(sweep(args, budget))
+    record = Record(args.out)
+    asyncio.run(sweep(args, budget, record))
     result = {
         "machine": machine(),
         "device": args.device,
@@ -325,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "tokens": args.tokens,
         "checkpoints": {v.value: str(d) for v, d in args.models},
         "checkpoints_written_s": written,
-        **swept,
+        **record.figures(),
         "sweep_s": round(budget.elapsed(), 1),
     }
     report(result, args.out)
