@@ -27,7 +27,7 @@ from worker.engine.loading import LoadedModel, load_model
 from worker.engine.random_checkpoint import reference_clip
 from worker.engine.s3gen_runner import S3GenRunner, WindowInputs
 from worker.engine.s3gen_stream import S3GenStream, StreamConfig, Window
-from worker.engine.t3_runner import SPEECH_VOCAB
+from worker.engine.t3_decode import SPEECH_VOCAB
 
 TOKENS = 60
 TEXT = {Variant.MULTILINGUAL: ("Bonjour à tous, voici un essai.", "fr")}

@@ -8,7 +8,9 @@ it is active, as torch function and dispatch modes:
   (``torch.tensor(list)``, indexing with a Python list; ``aten.lift_fresh`` of one element or
   more: on a GPU a pageable copy and a stream synchronize), a scalar read (``.item()``,
   ``float(t)``, ``bool(t)``: ``aten._local_scalar_dense``), ``.tolist()``, ``.cpu()``, and a
-  blocking ``.to(device)``;
+  blocking ``.to(device)`` in our own code (upstream's and transformers' modules call
+  ``.to(x.device)`` on tensors already there, a no-op on a GPU too; where upstream keeps a tensor
+  on the host, as HiFT's stft window, the engine moves it once at start);
 - **uploads**, copies that do not: ``copy_`` or ``.to`` with ``non_blocking=True`` (from a pinned
   buffer, queued on the stream).
 
@@ -22,8 +24,11 @@ syncs (``scripts/bench_gpu.py`` counts them that way).
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,6 +36,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 _SYNC_METHODS = {"tolist", "cpu"}
+_REPOSITORY = str(Path(__file__).resolve().parents[2]) + os.sep
+_TORCH = f"{os.sep}torch{os.sep}"
 # A scalar read reaches a dispatch mode as ``_local_scalar_dense``, except under
 # ``torch.inference_mode()``, where ``item`` and ``is_nonzero`` arrive undecomposed.
 _SCALAR_READS = {
@@ -64,7 +71,10 @@ class _Functions(TorchFunctionMode):
             self.count.uploads += 1
             self.count.calls.append(f"upload:{name}")
         elif (
-            name == "to" and _names_a_device(args[1:], kwargs) and id(args[0]) not in self.resident
+            name == "to"
+            and _names_a_device(args[1:], kwargs)
+            and id(args[0]) not in self.resident
+            and _called_by_us()
         ):
             self._sync("to(device)")
         return func(*args, **kwargs)
@@ -86,6 +96,17 @@ class _Dispatch(TorchDispatchMode):
             self.count.syncs += 1
             self.count.calls.append(str(func))
         return result
+
+
+def _called_by_us() -> bool:
+    """Whether the innermost caller outside torch is this repository's code: upstream's and
+    transformers' modules call ``.to(x.device)`` on what already lives there (the rotary
+    embedding's frequencies, every step), a no-op on a GPU too."""
+    frame = sys._getframe(2)
+    while frame is not None and _TORCH in frame.f_code.co_filename:
+        frame = frame.f_back  # type: ignore[assignment]
+    name = frame.f_code.co_filename if frame is not None else ""
+    return name.startswith(_REPOSITORY) and "site-packages" not in name
 
 
 def _names_a_device(args: Any, kwargs: dict[str, Any]) -> bool:
