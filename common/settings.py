@@ -180,7 +180,11 @@ class Settings(BaseSettings):
     pkuseg_home: Path | None = Field(
         None, description="Where the pkuseg model for Chinese is (unset: ~/.pkuseg)"
     )
-    device: str = Field("auto", description="'auto' (cuda:N if present, else cpu), 'cpu', 'cuda:0'")
+    device: str = Field(
+        "auto",
+        description="'auto' (every GPU the service may use, else cpu), 'cpu', 'cuda:N' (the N-th "
+        "of those GPUs: NVML's, limited by an inherited CUDA_VISIBLE_DEVICES)",
+    )
     model_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
     # Deployment-wide defaults of request parameters (TTS_SETTINGS): the parameters' own
