@@ -349,8 +349,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     written = write_missing(args.models, args.write_size)
     record = Record(args.out)
     asyncio.run(sweep(args, budget, record))
+    info = machine()  # a copy of the tree without .git names its commit in BENCH_COMMIT
+    info["commit"] = info["commit"] or os.environ.get("BENCH_COMMIT")
     result = {
-        "machine": machine(),
+        "machine": info,
         "device": args.device,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "dtype": args.dtype,
