@@ -8,10 +8,15 @@ import json
 import shlex
 import subprocess
 import sys
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import pytest
+import torch
 
 from common.variants import Variant
 from tests.support.checkpoints import Checkpoints
@@ -54,6 +59,47 @@ def test_the_sweep_runs_on_a_cpu_and_reports_every_figure(
     assert result["skipped"] == [] and result["checkpoints_written_s"] == {}
     table = capsys.readouterr().out.split("\n\n")[-1]
     assert table.count("\n| base | off | 2 |") == 1 and table.count("\n| Turbo | off | 2 |") == 1
+
+
+def test_cuda_syncs_are_credited_to_the_call_whose_thread_made_them(
+    bench_gpu: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CUDA counting path without a GPU: torch's sync warnings, as sync debug mode raises
+    them, from the two loops' threads at once and from the event loop's."""
+    import call_probe
+
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", lambda mode: None)
+    sync = call_probe.SYNC_WARNING + " (Triggered internally at CUDAFunctions.cpp:1)"
+
+    def syncing(count: int, result: Any) -> Any:
+        def call(_: Any) -> Any:
+            for _ in range(count):
+                warnings.warn(sync, UserWarning, stacklevel=1)
+                time.sleep(0.001)  # the other thread's warnings come in between
+            return result
+
+        return call
+
+    t3 = SimpleNamespace(step=syncing(2, SimpleNamespace(tokens={0: 1})))
+    s3gen = SimpleNamespace(decode=syncing(30, []))
+    engine = SimpleNamespace(
+        model=SimpleNamespace(device=torch.device("cuda")),
+        t3=SimpleNamespace(runner=t3), s3gen=SimpleNamespace(runner=s3gen),
+    )  # fmt: skip
+    probe = call_probe.CallProbe(engine)  # type: ignore[arg-type]
+    with ThreadPoolExecutor(1) as t3_loop, ThreadPoolExecutor(1) as s3gen_loop:
+        with probe.count_syncs():
+            steps = [t3_loop.submit(t3.step, SimpleNamespace(prefill=())) for _ in range(5)]
+            batches = [s3gen_loop.submit(s3gen.decode, [None] * 4) for _ in range(2)]
+            warnings.warn(sync, UserWarning, stacklevel=1)  # the event loop's
+            for future in steps + batches:
+                future.result()
+        with pytest.warns(UserWarning, match="not a sync"):  # other warnings still show
+            warnings.warn("not a sync", UserWarning, stacklevel=1)
+    steps_seen, batches_seen, outside = probe.take()
+    assert [(c.batch, c.syncs) for c in steps_seen] == [(1, 2)] * 5
+    assert [(c.batch, c.syncs) for c in batches_seen] == [(4, 30)] * 2
+    assert outside == 1
 
 
 def test_the_budget_skips_what_would_not_end_in_time(bench_gpu: ModuleType) -> None:
