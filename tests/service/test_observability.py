@@ -1,5 +1,5 @@
 """``/metrics`` (parsed with prometheus-client's own parser), request ids in every log line, JSON
-logs, and RunPod's PORT_HEALTH: through the real service."""
+logs, no key in any log line, and RunPod's PORT_HEALTH: through the real service."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from tests.support.server import Server, free_port
+from tests.support.server import API_KEY, Server, free_port
 
 
 def scrape(server: Server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -108,6 +109,38 @@ def test_every_log_line_is_json_and_names_the_request(json_server: Server) -> No
     assert "master" in processes, mine
     assert any(p.startswith("cpu-w") for p in processes), "no worker line carries the id"
     assert any("POST /tts/generate" in r["message"] for r in mine), "access log lacks the id"
+
+
+async def test_no_log_line_holds_a_key(json_server: Server) -> None:
+    """Keys in query strings (ours, ElevenLabs' names), headers and refused attempts, over HTTP
+    and WebSockets: the whole log, master and worker, holds none of them."""
+    wrong = "wrong-key-4e1d"  # refused, so uvicorn logs its request line with a 401/403
+    url = json_server.url
+    with httpx.Client(timeout=60) as http:
+        speech: dict[str, str | int] = {
+            "text": "Keys.",
+            "fixed_token_count": 5,
+            "format": "raw_pcm",
+        }
+        assert http.get(f"{url}/tts/generate", params={**speech, "api_key": API_KEY}).is_success
+        assert http.get(f"{url}/health?api_key={wrong}&xi-api-key={wrong}").is_success
+        assert http.get(f"{url}/system-status?token={wrong}&key={wrong}").status_code == 401
+        assert http.get(f"{url}/system-status?xi_api_key={wrong}&Authorization=Bearer%20{wrong}",
+                        headers={"xi-api-key": wrong}).status_code == 401  # fmt: skip
+        assert http.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"})
+        assert http.get(f"{url}/v1/models?api_key={wrong}").status_code == 401
+    async with websockets.connect(f"{json_server.ws_url}?api_key={API_KEY}") as ws:
+        await ws.send(json.dumps({"text": "Keys.", "fixed_token_count": 5}))
+        while not isinstance(message := await ws.recv(), str) or '"done"' not in message:
+            pass
+    with pytest.raises(websockets.InvalidStatus):
+        async with websockets.connect(f"{json_server.ws_url}?api_key={wrong}"):
+            pass
+    json_server.wait_idle()
+    log = (json_server.workdir / "service.log").read_text()
+    assert "WebSocket /tts/stream?api_key=***" in log  # the lines were written, redacted
+    assert "/system-status?token=***&key=***" in log
+    assert API_KEY not in log and wrong not in log
 
 
 def test_port_health_answers_ping(json_server: Server) -> None:
