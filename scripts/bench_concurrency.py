@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import sys
 import time
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -127,12 +127,12 @@ async def t3_tokens_per_second(model: LoadedModel, streams: int, tokens: int) ->
         for i in range(streams):
             buffer = TokenBuffer(tokens, t3.wake)
             ids = model.tokenize(TEXT, None)
-            prompt = T3Prompt(voice.t3_cond_for(0.5, model.dtype), ids)
+            prompt = T3Prompt(voice, 0.5, ids)
             length = prompt_overhead(model, voice) + len(ids)
             t3.add(T3Sequence(
                 prompt=prompt, prompt_length=length, budget=tokens,
                 sampling=sampling_config(model.variant, params),
-                cfg_weight=0.5, ignore_eos=True, generator=torch.Generator().manual_seed(i),
+                cfg_weight=0.5, ignore_eos=True, generator=random.Random(i),
                 on_tokens=buffer.push, on_error=buffer.fail,
             ))  # fmt: skip
             buffers.append(buffer)
