@@ -9,6 +9,7 @@ from app.audio.headers import format_from_accept
 from app.speech.requests import InvalidRequest, parse_speech_request
 from app.web.auth import key_matches, startup_problem
 from app.web.json_body import InvalidJson, parse_json_object
+from common.log_setup import redact
 from common.settings import Settings
 
 
@@ -66,3 +67,20 @@ def test_json_bodies_are_parsed_within_bounds(body: bytes, problem: str) -> None
 def test_accept_q_values_outside_zero_to_one_exclude_the_type() -> None:
     assert format_from_accept("audio/wav;q=nan, audio/mpeg;q=1e999, audio/flac;q=0.5") == "flac"
     assert format_from_accept("audio/wav;q=-1") is None
+
+
+@pytest.mark.parametrize(
+    ("line", "redacted"),
+    [
+        ('1.2.3.4:5 - "WebSocket /tts/stream?api_key=k%20y&x=1" [accepted]',
+         '1.2.3.4:5 - "WebSocket /tts/stream?api_key=***&x=1" [accepted]'),
+        ("/p?XI-API-KEY=k;token=t&key=k&Authorization=Bearer%20k",
+         "/p?XI-API-KEY=***;token=***&key=***&Authorization=***"),
+        ('{"message": "\\"GET /v1?xi_api_key=k HTTP/1.1\\" 401"}',  # a JSON line stays JSON
+         '{"message": "\\"GET /v1?xi_api_key=*** HTTP/1.1\\" 401"}'),
+        ("Authorization: Bearer sk-1", "Authorization: Bearer ***"),
+        ("monkey=1 hotkey=2 keys=3", "monkey=1 hotkey=2 keys=3"),  # not key parameters
+    ],
+)  # fmt: skip
+def test_log_lines_lose_every_key(line: str, redacted: str) -> None:
+    assert redact(line) == redacted
