@@ -15,6 +15,7 @@ import torch
 from common.params import SynthesisParams
 from tests.support.engine import BATCH_TOLERANCE, synthesize
 from tests.support.t3 import Request, run
+from worker.engine import t3_runner
 from worker.engine.errors import InvalidRequestError, NonFiniteLogitsError
 from worker.engine.loading import LoadedModel
 from worker.engine.pipeline import StreamingEngine, check_text_ids
@@ -35,9 +36,13 @@ def requests(tokens: int = 12) -> list[Request]:
     return made
 
 
-@pytest.fixture(params=["english", "turbo"])
-def model(request: pytest.FixtureRequest, english_model: LoadedModel) -> LoadedModel:
-    if request.param == "english":
+@pytest.fixture(params=["english", "english+alignment", "turbo"])
+def model(
+    request: pytest.FixtureRequest, english_model: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> LoadedModel:
+    if request.param == "english+alignment":  # the tiny T3 has no layer 9: heads of layer 0
+        monkeypatch.setattr(t3_runner, "default_alignment_heads", lambda *_: ((0, 3), (0, 7)))
+    if request.param.startswith("english"):
         return english_model
     turbo: LoadedModel = request.getfixturevalue("turbo_model")
     return turbo
@@ -157,3 +162,13 @@ def test_text_ids_outside_the_vocabulary_are_refused_on_the_host() -> None:
     with pytest.raises(InvalidRequestError) as error:
         check_text_ids([5, 704], vocab=704)
     assert error.value.field == "text" and "704" in str(error.value)
+
+
+async def test_the_event_loop_makes_no_transfer(engine: StreamingEngine) -> None:
+    """Requests, chunking, T3 sequences and S3Gen windows are planned on the event loop, on the
+    host (the counter's modes watch this thread only); the model loops' threads do the device
+    work, on their own streams."""
+    with TransferCounter() as count:
+        pcm, _, _ = await synthesize(engine, "On the host. Twice.", seed=4, fixed_token_count=40)
+    assert len(pcm) > 0
+    assert (count.syncs, count.uploads) == (0, 0), count.calls
