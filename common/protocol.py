@@ -8,7 +8,7 @@ Channels (sockets are created in ``app.pool`` and ``worker.service``):
 - jobs, master -> one worker (PUSH/PULL, one pair per worker, so the master decides which worker
   gets a job): :class:`Job`, :class:`TextPiece`, :class:`Credit`.
 - results, workers -> master (PUSH/PULL, one PULL in the master): :class:`Heartbeat`,
-  :class:`Started`, :class:`Audio`, :class:`Done`, :class:`Failed`.
+  :class:`Started`, :class:`Audio`, :class:`Timings`, :class:`Done`, :class:`Failed`.
 - control, master -> all workers (PUB/SUB): :class:`Cancel`, :class:`InvalidateVoice`,
   :class:`Drain`.
 
@@ -46,6 +46,7 @@ class Job(Message):
     voice_path: str | None = None  # the prepared clip (see common.voices.library)
     voice_hash: str | None = None  # its content hash: the cache key
     credit: int = Field(ge=1, description="Audio messages the worker may send before a Credit")
+    timings: bool = False  # send a Timings message per text chunk (set by the master's adapters)
 
 
 class TextPiece(Message):
@@ -121,6 +122,39 @@ class Audio(Message):
     seq: int
 
 
+class TimedWord(Message):
+    word: str
+    start_ms: float
+    end_ms: float
+    char_start: int  # [char_start, char_end) in Timings.text
+    char_end: int
+
+
+class Timings(Message):
+    """Per-character and per-word times of one text chunk of a job sent with ``timings``.
+
+    Milliseconds from the first sample of the job's audio as the worker sends it (trims and
+    flushes accounted for; the master's tempo is not: divide by it). Sent before any Audio past
+    the chunk's end, chunks in order, all before Done. ``source``: ``attention`` (T3's
+    alignment heads) or ``estimate`` (by each script's speaking rate). The full contract:
+    docs/ENGINE.md, "Timings".
+    """
+
+    type: Literal["timings"] = "timings"
+    request_id: str
+    chunk: int
+    source: Literal["attention", "estimate"]
+    text: str  # the chunk as the client sent it (whitespace collapsed)
+    char_start_ms: list[float]
+    char_end_ms: list[float]
+    normalized_text: str  # what the model read (punc_norm)
+    normalized_char_start_ms: list[float]
+    normalized_char_end_ms: list[float]
+    words: list[TimedWord]
+    start_ms: float
+    end_ms: float
+
+
 class Done(Message):
     type: Literal["done"] = "done"
     request_id: str
@@ -154,7 +188,9 @@ class Failed(Message):
 
 ToWorker = Annotated[Job | TextPiece | Credit, Field(discriminator="type")]
 Control = Annotated[Cancel | InvalidateVoice | Drain, Field(discriminator="type")]
-FromWorker = Annotated[Heartbeat | Started | Audio | Done | Failed, Field(discriminator="type")]
+FromWorker = Annotated[
+    Heartbeat | Started | Audio | Timings | Done | Failed, Field(discriminator="type")
+]
 
 _to_worker: TypeAdapter[ToWorker] = TypeAdapter(ToWorker)
 _control: TypeAdapter[Control] = TypeAdapter(Control)

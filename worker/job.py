@@ -9,6 +9,7 @@ at most ``credit`` chunks in the worker's outbox and a few more in the engine.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,13 +18,24 @@ from pydantic import ValidationError
 
 from common.audio import SAMPLE_RATE
 from common.log_setup import request_id_var
-from common.protocol import Audio, Done, ErrorCode, Failed, Job, Message, Started, TextPiece
+from common.protocol import (
+    Audio,
+    Done,
+    ErrorCode,
+    Failed,
+    Job,
+    Message,
+    Started,
+    TextPiece,
+    Timings,
+)
 from common.validation import first_problem
 
 from .engine.conditioning import VoiceConditioning
 from .engine.errors import EngineError, InvalidRequestError
 from .engine.pipeline import StreamingEngine, SynthesisStats
 from .engine.text_feed import TextFeed
+from .engine.timings import ChunkTimings
 from .voice_cache import VoiceCache, VoiceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -47,6 +59,7 @@ class JobRun:
         self.stats = SynthesisStats()
         self.task: asyncio.Task[None] | None = None
         self.reported = False  # a Done or Failed went out; if not, the end was a cancel
+        self._timings: list[ChunkTimings] = []  # made by the engine, not sent yet
 
     def add_text(self, piece: TextPiece) -> None:
         """Feed a streaming job; text for a job that has not opened its feed yet is kept."""
@@ -81,7 +94,8 @@ class JobRun:
             self.feed = text
             for piece in self._early:
                 self.add_text(piece)
-            stream = await self.engine.synthesize(text, params, voice, self.stats)
+            on_timings = self._timings.append if self.job.timings else None
+            stream = await self.engine.synthesize(text, params, voice, self.stats, on_timings)
         except (ValidationError, InvalidRequestError) as error:
             await self._fail("invalid_request", error)
             return
@@ -93,9 +107,11 @@ class JobRun:
         )
         try:
             async for chunk in stream:
+                await self._send_timings()  # before the audio they come before
                 await self.credits.acquire()
                 header = Audio(request_id=request_id, seq=chunk.index)
                 await self.send(header, chunk.to_int16_bytes())
+            await self._send_timings()
             done = self.done(cancelled=False)
             log.info(
                 "done: %.2f s of audio in %.0f ms, first audio after %s ms",
@@ -112,6 +128,10 @@ class JobRun:
             await self._report(
                 Failed(request_id=request_id, code="internal_error", message=message)
             )
+
+    async def _send_timings(self) -> None:
+        while self._timings:
+            await self.send(timings_message(self.job.request_id, self._timings.pop(0)), None)
 
     async def _voice(self) -> VoiceConditioning | None:
         job = self.job
@@ -156,3 +176,10 @@ class JobRun:
         await self._report(
             Failed(request_id=self.job.request_id, code=code, message=message, field=field)
         )
+
+
+def timings_message(request_id: str, timings: ChunkTimings) -> Timings:
+    fields = dataclasses.asdict(timings)  # the words as dicts, validated into TimedWord
+    return Timings(
+        request_id=request_id, start_ms=timings.start_ms, end_ms=timings.end_ms, **fields
+    )

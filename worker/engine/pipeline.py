@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,9 @@ from common.params import SynthesisParams
 from common.settings import KV_CACHE_TOKENS
 from common.variants import SUPPORTED_LANGUAGES, Variant
 
+from .alignment_probe import Head
 from .budgets import slice_size, speech_room, token_budget, window_size
+from .chunk_timer import ChunkTimer, SpokenChunk
 from .conditioning import VoiceConditioning
 from .errors import InvalidRequestError
 from .loading import LoadedModel
@@ -42,6 +44,7 @@ from .t3_runner import T3Prompt
 from .t3_scheduler import T3Sequence
 from .text import ChunkLimit
 from .text_feed import FLUSH, TextFeed
+from .timings import ChunkTimings
 
 _END = object()
 _DRAIN = object()  # T3 -> S3Gen: no more text for now, decode what you have
@@ -75,6 +78,8 @@ class _Request:
     tokens: asyncio.Queue[Any]  # T3 -> S3Gen: token slices, then _END or an exception
     pcm: asyncio.Queue[Any]  # S3Gen -> consumer: float32 arrays, then _END or an exception
     first_window_done: bool = False  # S3Gen has decoded (or skipped) its first window
+    timer: ChunkTimer | None = None  # with timings: where each chunk's audio lies
+    chunks: int = 0  # text chunks spoken so far
 
 
 def prompt_overhead(model: LoadedModel, voice: VoiceConditioning | None = None) -> int:
@@ -126,6 +131,7 @@ class StreamingEngine:
         threads: int | None = None,
         batch_invariant: bool = False,
         cuda_graphs: bool = True,
+        alignment_heads: tuple[Head, ...] | None = None,
     ) -> None:
         """``slots``: T3 sequences stepped together (more wait their turn); ``context``: KV
         positions per slot; ``max_windows``: S3Gen windows decoded together; ``first_windows``:
@@ -134,11 +140,14 @@ class StreamingEngine:
         lowest median time to first audio); on a GPU all at once. ``threads``: torch's CPU
         threads for the model calls (default: the calling thread's). ``batch_invariant``: a
         request's T3 logits are bit for bit what they are alone (see :class:`T3Runner`).
-        ``cuda_graphs``: on CUDA, T3 decode steps replay captured graphs (ignored on a CPU)."""
+        ``cuda_graphs``: on CUDA, T3 decode steps replay captured graphs (ignored on a CPU).
+        ``alignment_heads``: T3's (layer, head) pairs that timings read (see :class:`T3Runner`)."""
         self.model = model
         self.slots = slots
         self.bounds = bounds or QueueBounds()
-        self.t3 = T3Batcher(model, slots, context, threads, batch_invariant, cuda_graphs)
+        self.t3 = T3Batcher(
+            model, slots, context, threads, batch_invariant, cuda_graphs, alignment_heads
+        )
         # Requests whose first window's tokens are out and whose first window is not decoded yet.
         self._awaiting_first: set[_Request] = set()
         if first_windows is None:
@@ -205,16 +214,19 @@ class StreamingEngine:
         params: SynthesisParams | None = None,
         voice: VoiceConditioning | None = None,
         stats: SynthesisStats | None = None,
+        on_timings: Callable[[ChunkTimings], None] | None = None,
     ) -> AsyncIterator[PcmChunk]:
         """Stream the speech of ``text`` as PCM chunks. Raises InvalidRequestError up front.
 
         ``text`` is a whole text, or a :class:`TextFeed` (from ``validate(None, params)``) that
         the caller keeps pushing text into: speech starts with its first complete sentence.
+        ``on_timings`` is given each chunk's timings (:mod:`chunk_timer`) between the chunks
+        of PCM, before any PCM past that chunk's end.
         """
         params = params or SynthesisParams()
         feed = text if isinstance(text, TextFeed) else self.validate(text, params)
         voice = self.voice_or_default(voice)
-        return self._stream(feed, params, voice, stats or SynthesisStats())
+        return self._stream(feed, params, voice, stats or SynthesisStats(), on_timings)
 
     async def _stream(
         self,
@@ -222,6 +234,7 @@ class StreamingEngine:
         params: SynthesisParams,
         voice: VoiceConditioning,
         stats: SynthesisStats,
+        on_timings: Callable[[ChunkTimings], None] | None,
     ) -> AsyncIterator[PcmChunk]:
         request = _Request(
             feed=feed,
@@ -231,6 +244,7 @@ class StreamingEngine:
             stats=stats,
             tokens=asyncio.Queue(self.bounds.speech_tokens),
             pcm=asyncio.Queue(self.bounds.pcm_chunks),
+            timer=None if on_timings is None else self._timer(params),
         )
         tasks = [
             asyncio.create_task(self._t3_stage(request)),
@@ -241,6 +255,10 @@ class StreamingEngine:
             while (item := await request.pcm.get()) is not _END:
                 if isinstance(item, BaseException):
                     raise item
+                if isinstance(item, ChunkTimings):
+                    assert on_timings is not None
+                    on_timings(item)
+                    continue
                 if stats.first_audio is None:
                     stats.first_audio = time.perf_counter()
                 stats.pcm_chunks += 1
@@ -283,15 +301,19 @@ class StreamingEngine:
         buffer = TokenBuffer(params.audio_tokens_per_slice, self.t3.wake, drop_before_eos=drop)
         sequence = await self._sequence(request, text, generator, buffer)
         self.t3.add(sequence)
+        taken = 0
         try:
             while tokens := await buffer.take(slice_size(params, stats.speech_tokens > 0)):
                 stats.speech_tokens += len(tokens)
+                taken += len(tokens)
                 await request.tokens.put(tokens)
                 if stats.speech_tokens >= window_size(params, 0) and not request.first_window_done:
                     self._awaiting_first.add(request)
         finally:
             if not sequence.finished:
                 self.t3.cancel(sequence)
+        if request.timer is not None:
+            await request.tokens.put(self._spoken(request, text, sequence, taken))
 
     async def _sequence(
         self, request: _Request, text: str, generator: random.Random, buffer: TokenBuffer
@@ -339,10 +361,16 @@ class StreamingEngine:
             while (item := await request.tokens.get()) is not _END:
                 if isinstance(item, BaseException):
                     raise item
+                if isinstance(item, SpokenChunk):
+                    await self._chunk_spoken(request, item, len(stream.tokens) + len(pending))
+                    continue
+                await self._release_timings(request, stream_ends=item is _SEGMENT_END)
                 if item is _SEGMENT_END:
                     if stream.tokens or pending:
                         await self._decode(request, stream, pending, final=True)
                         stream = S3GenStream(self.model, request.voice, self._config(request))
+                        if request.timer is not None:
+                            request.timer.new_stream()
                     pending = []
                 elif item is _DRAIN:
                     if pending:
@@ -356,6 +384,7 @@ class StreamingEngine:
                     if stream.pending_tokens + len(pending) >= window:
                         await self._decode(request, stream, pending)
                         pending = []
+            await self._release_timings(request, stream_ends=True)
             await self._decode(request, stream, pending, final=True)
             await request.pcm.put(_END)
         except asyncio.CancelledError:
@@ -380,7 +409,41 @@ class StreamingEngine:
         self, request: _Request, stream: S3GenStream, tokens: list[int], final: bool = False
     ) -> None:
         pcm = await self.s3gen.decode(stream, tokens, request.stats, final)
+        if request.timer is not None:
+            request.timer.emitted(len(pcm))
         if len(pcm):
             await request.pcm.put(pcm)
         if not request.first_window_done:
             self._first_window_done(request)
+
+    # --- timings (chunk_timer) ------------------------------------------------------------------
+
+    def _timer(self, params: SynthesisParams) -> ChunkTimer:
+        closing = 3 if self.model.variant.turbo_family else 0  # S3GenStream's silence tokens
+        return ChunkTimer(
+            lambda text: self.model.tokenize(text, params.language),
+            params.remove_leading_milliseconds, params.remove_trailing_milliseconds, closing,
+        )  # fmt: skip
+
+    def _spoken(
+        self, request: _Request, text: str, sequence: T3Sequence, taken: int
+    ) -> SpokenChunk:
+        request.chunks += 1
+        return SpokenChunk(
+            index=request.chunks - 1, text=text, source=getattr(text, "source", text),
+            text_tokens=len(sequence.prompt.text_ids), positions=sequence.text_positions,
+            tokens=taken,
+        )  # fmt: skip
+
+    async def _chunk_spoken(self, request: _Request, chunk: SpokenChunk, tokens: int) -> None:
+        assert request.timer is not None
+        request.timer.hold(chunk, tokens)
+        if not request.timer.waits:
+            await self._release_timings(request, stream_ends=False)
+
+    async def _release_timings(self, request: _Request, stream_ends: bool) -> None:
+        """Hand on the held chunk's timings (made off the event loop: they tokenize)."""
+        if request.timer is not None and request.timer.holding:
+            timings = await asyncio.to_thread(request.timer.release, stream_ends)
+            if timings is not None:
+                await request.pcm.put(timings)

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from transformers import GPT2Model, LlamaModel
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
+from .alignment_probe import AlignmentProbe
+
 
 class KVCache:
     """Keys and values of every row, allocated up front: (layers, rows, heads, context, dim)."""
@@ -72,10 +74,18 @@ class KVCache:
 
 class Attention:
     """Where a step's queries may look: the first ``length`` positions, under ``mask``
-    (batch, 1, q, length; None: all of them, or causal for a prefill of one sequence)."""
+    (batch, 1, q, length; None: all of them, or causal for a prefill of one sequence).
+    ``probe`` (a decode step's, or None) is shown each layer's queries and keys."""
 
-    def __init__(self, length: int, mask: torch.Tensor | None, causal: bool) -> None:
-        self.length, self.mask, self.causal = length, mask, causal
+    def __init__(
+        self, length: int, mask: torch.Tensor | None, causal: bool,
+        probe: AlignmentProbe | None = None,
+    ) -> None:  # fmt: skip
+        self.length, self.mask, self.causal, self.probe = length, mask, causal, probe
+
+    def observe(self, layer: int, query: torch.Tensor, key: torch.Tensor, scale: float) -> None:
+        if self.probe is not None:
+            self.probe.observe(layer, query, key, self.mask, scale)
 
     def __call__(
         self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float
@@ -139,6 +149,7 @@ class LlamaBackbone:
             if self.groups > 1:
                 key = key.repeat_interleave(self.groups, dim=1)
                 value = value.repeat_interleave(self.groups, dim=1)
+            attention.observe(index, query, key, attn.scaling)
             out = attention(query, key, value, attn.scaling)
             hidden = hidden + attn.o_proj(out.transpose(1, 2).reshape(batch, steps, -1))
             hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
@@ -178,6 +189,7 @@ class GPT2Backbone:
             value = value.view(shape).transpose(1, 2)
             cache.write(index, rows, positions, key, value)
             key, value = cache.read(index, rows, attention.length)
+            attention.observe(index, query, key, scale)
             out = attention(query, key, value, scale)
             out = attn.resid_dropout(attn.c_proj(out.transpose(1, 2).reshape(batch, steps, -1)))
             hidden = hidden + out

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from common.variants import Variant
 
+from .alignment_probe import Head
 from .loading import LoadedModel
 from .model_loop import ModelLoop
 from .t3_runner import T3Runner
@@ -91,11 +92,12 @@ class T3Batcher(ModelLoop):
         threads: int | None = None,
         batch_invariant: bool = False,
         cuda_graphs: bool = True,
+        alignment_heads: tuple[Head, ...] | None = None,
     ) -> None:
         super().__init__("t3", threads, model.device)
         eos = model.t3.hp.stop_speech_token
         self.scheduler = T3Scheduler(slots, context, eos)
-        self.runner = T3Runner(model, slots, context, batch_invariant, cuda_graphs)
+        self.runner = T3Runner(model, slots, context, batch_invariant, cuda_graphs, alignment_heads)
 
     def add(self, sequence: T3Sequence) -> None:
         self.bind()

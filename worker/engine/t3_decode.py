@@ -11,6 +11,10 @@ A slot whose logits are not finite (NaN or inf anywhere after CFG), or whose dra
 neither a speech token (< 6561) nor an allowed EOS, gets :data:`INVALID` instead of a token and
 is fed token 0: no out-of-range index ever reaches an embedding, on the device, and the host
 ends that one request.
+
+With alignment heads (:mod:`alignment_probe`), the step also reads where each slot's speech is
+in its text; the step returns (slots, 2): the token and that text position, one tensor, so the
+host still reads back once.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 import torch
 
+from .alignment_probe import AlignmentProbe, Head
 from .sampling import GREEDY_TEMPERATURE, BatchSampling, sample
 from .t3_backbone import Attention, Backbone, KVCache
 from .t3_staging import Column
@@ -28,8 +33,9 @@ INVALID = -1  # the token of a slot whose logits were not finite
 
 
 class DecodeStep:
-    """``step(slots, length)``: the tokens (slots,) of the first ``slots`` slots, attending
-    over ``length`` cache positions. Holds references to the runner's device state only."""
+    """``step(slots, length)``: (slots, 2), the token and the text position (``NO_POSITION``
+    without alignment heads) of the first ``slots`` slots, attending over ``length`` cache
+    positions. Holds references to the runner's device state only."""
 
     def __init__(
         self,
@@ -41,8 +47,10 @@ class DecodeStep:
         table: torch.Tensor,
         rows_per_slot: int,
         penalty_last: bool,
+        alignment_heads: tuple[Head, ...] = (),
     ) -> None:
         self.t3, self.backbone, self.cache = t3, backbone, cache
+        self.alignment_heads = alignment_heads
         self.logits, self.seen, self.table = logits, seen, table
         self.rows_per_slot = rows_per_slot
         self.penalty_last = penalty_last
@@ -60,8 +68,9 @@ class DecodeStep:
         tokens, valid = self._sample(table, slots)
         fed = torch.where(valid & sample_now, tokens, 0)
         self._remember(fed, valid & sample_now, slots)
-        self._feed(table, fed, sample_now, slots, length)
-        return torch.where(valid, tokens, INVALID)
+        probe = AlignmentProbe(self.alignment_heads, self.rows_per_slot)
+        self._feed(table, fed, sample_now, slots, length, probe)
+        return torch.stack([torch.where(valid, tokens, INVALID), probe.positions(table)], dim=1)
 
     def _sample(self, table: torch.Tensor, slots: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.logits.view(-1, self.rows_per_slot, self.logits.shape[-1])[:slots]
@@ -97,7 +106,7 @@ class DecodeStep:
 
     def _feed(
         self, table: torch.Tensor, fed: torch.Tensor, sample_now: torch.Tensor, slots: int,
-        length: int,
+        length: int, probe: AlignmentProbe,
     ) -> None:  # fmt: skip
         per, rows = self.rows_per_slot, slots * self.rows_per_slot
         embeds = self.t3.speech_emb(fed)
@@ -106,7 +115,7 @@ class DecodeStep:
         embeds = (embeds * sample_now[:, None]).repeat_interleave(per, dim=0)[:, None]
         positions = table[:, Column.POSITION].long().repeat_interleave(per)[:, None]
         reach = torch.arange(length, device=positions.device)[None, :] <= positions
-        attention = Attention(length, reach[:, None, None, :], causal=False)
+        attention = Attention(length, reach[:, None, None, :], causal=False, probe=probe)
         hidden = self.backbone(embeds, slice(0, rows), positions, self.cache, attention)
         fresh = self.t3.speech_head(hidden[:, -1]).float()
         update = sample_now.repeat_interleave(per)[:, None]

@@ -6,8 +6,9 @@ step's plan into tokens. Per step: stage the plan in one upload (:mod:`t3_stagin
 scheduler's slot moves, prefill the sequences that join, then one decode step
 (:mod:`t3_decode`) samples the next token of every slot that runs (CFG rows combined per
 sequence, each with its own settings and draw) and feeds those tokens through the backbone in
-one call, replayed from a CUDA graph where it can be (:mod:`t3_graphs`). The drawn tokens are
-the step's one read back to the host.
+one call, replayed from a CUDA graph where it can be (:mod:`t3_graphs`). The drawn tokens, with
+each slot's text position read from the alignment heads (:mod:`alignment_probe`), are the
+step's one read back to the host.
 
 Inputs follow upstream ``T3.inference``: conditioning, text between its start and stop tokens
 (not for Turbo), the start-of-speech token, and the second start-of-speech embedding at speech
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .alignment_probe import NO_POSITION, Head, default_alignment_heads
 from .conditioning import VoiceConditioning
 from .loading import LoadedModel
 from .t3_backbone import Attention, KVCache, backbone_for
@@ -61,7 +63,11 @@ class T3Runner:
         context: int,
         batch_invariant: bool = False,
         cuda_graphs: bool = True,
+        alignment_heads: tuple[Head, ...] | None = None,
     ) -> None:
+        """``alignment_heads``: the (layer, head) pairs whose attention places each token in
+        its text; None: upstream's, where the model has them (:func:`default_alignment_heads`);
+        (): none, so no text positions."""
         self.t3 = model.t3
         self.hp = model.t3.hp
         self.dtype = model.dtype
@@ -79,9 +85,13 @@ class T3Runner:
         self.seen = torch.zeros(slots, vocab, dtype=torch.bool, device=self.device)
         self.staging = Staging(slots, context, self.device)
         self.batch_invariant = batch_invariant
+        if alignment_heads is None:
+            heads = int(model.t3.tfmr.config.num_attention_heads)
+            alignment_heads = default_alignment_heads(self.backbone.layers, heads, self.turbo)
+        self.alignment_heads = alignment_heads
         step = DecodeStep(
             self.t3, self.backbone, self.cache, self.logits, self.seen, self.staging.table,
-            self.rows_per_slot, penalty_last=self.turbo,
+            self.rows_per_slot, penalty_last=self.turbo, alignment_heads=alignment_heads,
         )  # fmt: skip
         self.decode = GraphedDecode(step, enabled=cuda_graphs and self.device.type == "cuda")
 
@@ -97,11 +107,13 @@ class T3Runner:
         if not sampling:
             return T3Result(tokens={}, prefill_lengths=lengths)
         length = self._bucket(max(s.position for s in plan.slots) + 1)
-        drawn = self.decode(self._slot_bucket(len(plan.slots)), length).tolist()  # the one sync
+        read = self.decode(self._slot_bucket(len(plan.slots)), length).tolist()  # the one sync
+        drawn = {i: read[i][0] for i in sampling}
         return T3Result(
-            tokens={i: drawn[i] for i in sampling if drawn[i] != INVALID},
+            tokens={i: token for i, token in drawn.items() if token != INVALID},
             prefill_lengths=lengths,
-            invalid=frozenset(i for i in sampling if drawn[i] == INVALID),
+            invalid=frozenset(i for i, token in drawn.items() if token == INVALID),
+            text_positions={i: read[i][1] for i in drawn if read[i][1] != NO_POSITION},
         )
 
     # --- staging ------------------------------------------------------------------------------
@@ -109,7 +121,7 @@ class T3Runner:
     def _stage(self, slots: tuple[SlotStep, ...]) -> None:
         table = self.staging.begin()
         if slots:
-            table[: len(slots)] = [_table_row(slot) for slot in slots]
+            table[: len(slots)] = [_table_row(slot, self.turbo) for slot in slots]
 
     # --- slots --------------------------------------------------------------------------------
 
@@ -214,9 +226,13 @@ class T3Runner:
         return min(self.cache.context, -(-length // LENGTH_BUCKET) * LENGTH_BUCKET)
 
 
-def _table_row(slot: SlotStep) -> list[float]:
+def _table_row(slot: SlotStep, turbo: bool) -> list[float]:
     """One slot's row of the staged table."""
     sequence, config = slot.sequence, slot.sequence.sampling
+    text = len(sequence.prompt.text_ids)
+    # The prompt ends with the text, then (Llama) its stop token and two start-of-speech, or
+    # (GPT-2) one start-of-speech: see _prompt_embeds.
+    text_start = sequence.prompt_length - text - (1 if turbo else 3)
     row = [0.0] * len(Column)
     row[Column.UNIFORM] = slot.uniform
     row[Column.SAMPLE] = slot.sample
@@ -230,4 +246,6 @@ def _table_row(slot: SlotStep) -> list[float]:
     row[Column.GREEDY] = config.greedy
     row[Column.CFG_WEIGHT] = sequence.cfg_weight
     row[Column.EOS_ALLOWED] = not sequence.ignore_eos
+    row[Column.TEXT_START] = text_start
+    row[Column.TEXT_LENGTH] = text
     return row

@@ -54,6 +54,9 @@ class T3Sequence:
     generated: int = 0
     cancelled: bool = False
     finished: bool = False
+    # Per generated token, where its speech was in the text (text-token index), read from the
+    # alignment heads; empty when the runner has none.
+    text_positions: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,14 @@ class T3Step:
 
 @dataclass(frozen=True)
 class T3Result:
-    """The token each sampling slot drew, the prefill lengths of those that joined, and the
-    slots whose logits were not finite (they drew no token)."""
+    """The token each sampling slot drew, the prefill lengths of those that joined, the
+    slots whose logits were not finite (they drew no token), and where in its text each
+    sampling slot's attention was (without alignment heads: none)."""
 
     tokens: dict[int, int]  # slot -> token
     prefill_lengths: dict[int, int]  # slot -> positions its prompt filled
     invalid: frozenset[int] = frozenset()
+    text_positions: dict[int, int] = field(default_factory=dict)  # slot -> text-token index
 
 
 class T3Scheduler:
@@ -149,7 +154,7 @@ class T3Scheduler:
             sequence = step.slots[slot].sequence
             if sequence.cancelled or sequence.finished:
                 continue
-            self._advance(sequence, token)
+            self._advance(sequence, token, result.text_positions.get(slot))
 
     def fail(self, step: T3Step, error: BaseException) -> None:
         """The runner failed ``step``: every sequence in it ends with ``error``."""
@@ -179,11 +184,13 @@ class T3Scheduler:
         )
         return False
 
-    def _advance(self, sequence: T3Sequence, token: int) -> None:
+    def _advance(self, sequence: T3Sequence, token: int, text_position: int | None) -> None:
         if token == self.eos and not sequence.ignore_eos:
             sequence.finished = True
             sequence.on_tokens([], True)
             return
+        if text_position is not None:
+            sequence.text_positions.append(text_position)
         sequence.generated += 1
         sequence.length += 1
         sequence.finished = sequence.generated >= sequence.budget

@@ -10,7 +10,7 @@ non-blocking copy moves it to a device buffer of the same layout, read there in 
   and token ids are exact integers in float32 up to 2**24);
 - after it, what the step appends: the slot moves, the text token ids of joining sequences.
 
-The whole table is staged every step, 48 bytes a slot: that one copy costs what a partial update
+The whole table is staged every step, 56 bytes a slot: that one copy costs what a partial update
 would, and the device never holds a slot's settings that the scheduler no longer does.
 """
 
@@ -36,6 +36,8 @@ class Column(IntEnum):
     GREEDY = 9
     CFG_WEIGHT = 10
     EOS_ALLOWED = 11  # 0: a fixed token count, EOS masked
+    TEXT_START = 12  # the cache position of the slot's first text token (alignment_probe)
+    TEXT_LENGTH = 13  # its text tokens
 
 
 class Staging:

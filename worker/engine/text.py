@@ -31,6 +31,18 @@ _WORD_END = re.compile(r"\s+")
 _UNSPEAKABLE = {"So", "Sk", "Co", "Cn", "Cs", "Cc", "Cf"}
 
 
+class Chunk(str):
+    """A chunk as the model reads it (``punc_norm``'s output), that also knows ``source``, its
+    text before ``punc_norm`` (what the client sent, cleaned): timings are given for both."""
+
+    source: str
+
+    def __new__(cls, normalized: str, source: str) -> Chunk:
+        chunk = super().__new__(cls, normalized)
+        chunk.source = source
+        return chunk
+
+
 @dataclass(frozen=True)
 class ChunkLimit:
     """What one chunk may hold: ``max_chars`` characters, and ``room`` KV positions for its
@@ -82,7 +94,7 @@ def split_into_chunks(text: str, limit: ChunkLimit) -> list[str]:
 def chunk_text(cleaned: str, limit: ChunkLimit) -> list[str]:
     """The normalised chunks of already cleaned text; none if nothing in it is speakable."""
     chunks = (piece.strip() for piece in pack(cleaned, limit))
-    return [limit.normalize(chunk) for chunk in chunks if speakable(chunk)]
+    return [Chunk(limit.normalize(chunk), chunk) for chunk in chunks if speakable(chunk)]
 
 
 def pack(text: str, limit: ChunkLimit) -> list[str]:

@@ -1,0 +1,188 @@
+"""Per-character and per-word times of one text chunk, from where T3's attention was per token.
+
+Host work, plain Python. For a chunk of ``n`` text tokens spoken as ``T`` speech tokens (40 ms,
+960 samples each), the decode step read, for each speech token, the text token its alignment
+heads attended to most (:mod:`alignment_probe`). That reading is noisy (a head glances back, or
+ahead at the end), so it is made a **monotonic path** by a bounded running maximum: the path
+starts at text token 0, never goes back, and moves forward by at most :data:`MAX_ADVANCE` text
+tokens per speech token (a glance far ahead is followed only as fast as speech can go; speech
+runs at well under one text token per 40 ms). Text token ``j`` then starts at the first speech
+token whose path position reaches ``j`` and ends where token ``j + 1`` starts (the last ends with
+the chunk); a token the path skips gets no time, at the point where it was skipped. A text
+token's characters (found by tokenizing prefixes of the text) share its time equally.
+
+Without attention (Turbo and Nano, or no alignment heads) the chunk's time is **estimated**:
+spread over its characters in proportion to how long each takes to say in its script
+(:func:`budgets.char_seconds`).
+
+Times are made for the text the model read (``punc_norm``'s output) and mapped back to the
+text the client sent (before ``punc_norm``) by a character alignment of the two (difflib,
+ignoring case): a replaced stretch shares the time of what replaced it, a removed character gets
+no time where it was removed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import accumulate, groupby
+
+from common.audio import SAMPLE_RATE
+
+from .budgets import char_seconds
+
+MAX_ADVANCE = 3  # text tokens the path may move forward per speech token
+Span = tuple[float, float]  # [start, end) in samples from the chunk's first sample
+
+
+@dataclass(frozen=True)
+class TimedWord:
+    word: str
+    start_ms: float
+    end_ms: float
+    char_start: int  # [char_start, char_end) in the chunk's client text
+    char_end: int
+
+
+@dataclass(frozen=True)
+class ChunkTimings:
+    """One chunk's times, in ms of the request's audio as the engine emits it."""
+
+    chunk: int
+    source: str  # "attention" or "estimate"
+    text: str
+    char_start_ms: list[float]
+    char_end_ms: list[float]
+    normalized_text: str
+    normalized_char_start_ms: list[float]
+    normalized_char_end_ms: list[float]
+    words: list[TimedWord]
+
+    @property
+    def start_ms(self) -> float:
+        return self.normalized_char_start_ms[0]
+
+    @property
+    def end_ms(self) -> float:
+        return self.normalized_char_end_ms[-1]
+
+
+def monotonic_path(positions: list[int], text_tokens: int) -> list[int]:
+    """Each speech token's text token: the readings as a bounded running maximum."""
+    path, at = [], 0
+    for reading in positions:
+        at = min(max(at, reading), at + MAX_ADVANCE, text_tokens - 1)
+        path.append(at)
+    return path
+
+
+def token_spans(path: list[int], text_tokens: int) -> list[tuple[int, int]]:
+    """Each text token's [start, end) in speech tokens, along ``path``."""
+    starts = [0]
+    for j in range(1, text_tokens):
+        starts.append(next((t for t, at in enumerate(path) if at >= j), len(path)))
+    return list(zip(starts, [*starts[1:], len(path)], strict=True))
+
+
+def char_tokens(tokenize: Callable[[str], list[int]], text: str, text_tokens: int) -> list[int]:
+    """The text token each character of ``text`` ends up in: character ``k`` belongs to the last
+    token of ``text[: k + 1]``, kept non-decreasing."""
+    owners, last = [], 0
+    for k in range(1, len(text) + 1):
+        last = max(last, min(len(tokenize(text[:k])) - 1, text_tokens - 1))
+        owners.append(last)
+    return owners
+
+
+def attention_char_spans(
+    positions: list[int], owners: list[int], text_tokens: int, samples_per_token: int
+) -> list[Span]:
+    """The normalised text's character spans, from the attention readings."""
+    spans = token_spans(monotonic_path(positions, text_tokens), text_tokens)
+    chars: list[Span] = []
+    for owner, group in groupby(owners):  # owners never decrease: a token's chars are a run
+        count = len(list(group))
+        start, end = (s * samples_per_token for s in spans[owner])
+        step = (end - start) / count
+        chars.extend((start + step * k, start + step * (k + 1)) for k in range(count))
+    return chars
+
+
+def estimated_char_spans(text: str, samples: int) -> list[Span]:
+    """The characters' spans when ``samples`` of speech are spread by speaking time."""
+    weights = [char_seconds(ch) for ch in text]
+    total = sum(weights)
+    ends = [samples * w / total for w in accumulate(weights)]
+    return list(zip([0.0, *ends[:-1]], ends, strict=True))
+
+
+def source_spans(source: str, normalized: str, spans: list[Span]) -> list[Span]:
+    """``spans`` of the normalised text carried back to the characters of ``source``."""
+    out: list[Span] = []
+
+    def folded(text: str) -> list[str]:  # one item per character, case ignored
+        return [ch.lower() for ch in text]
+
+    matcher = difflib.SequenceMatcher(None, folded(source), folded(normalized), autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "insert":
+            continue
+        if tag == "equal":
+            out.extend(spans[j1:j2])
+            continue
+        if tag == "delete" or j1 == j2:
+            at = spans[j1][0] if j1 < len(spans) else spans[-1][1]
+            out.extend([(at, at)] * (i2 - i1))
+            continue
+        start, end = spans[j1][0], spans[j2 - 1][1]
+        step = (end - start) / (i2 - i1)
+        out.extend((start + step * k, start + step * (k + 1)) for k in range(i2 - i1))
+    return out
+
+
+def words_of(text: str, starts: list[float], ends: list[float]) -> list[TimedWord]:
+    """``text`` split on whitespace, each word from its first character's start to its last
+    character's end."""
+    words, k = [], 0
+    for word in text.split():
+        k = text.index(word, k)
+        stop = k + len(word)
+        words.append(TimedWord(word, starts[k], ends[stop - 1], k, stop))
+        k = stop
+    return words
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a chunk's audio lies in the request's: its first speech token at ``offset``
+    samples (may be negative: a leading trim), nothing before ``floor`` or after ``ceiling``."""
+
+    offset: float
+    floor: float
+    ceiling: float
+
+    def ms(self, samples: float) -> float:
+        clamped = min(max(self.offset + samples, self.floor), self.ceiling)
+        return clamped * 1000.0 / SAMPLE_RATE
+
+
+def chunk_timings(
+    chunk: int, source: str, normalized: str, char_spans: list[Span], placement: Placement,
+    attention: bool,
+) -> ChunkTimings:  # fmt: skip
+    """The chunk's times for the client's text and the model's, placed in the request's
+    audio."""
+    back = source_spans(source, normalized, char_spans)
+    starts, ends = ([placement.ms(s[i]) for s in back] for i in (0, 1))
+    return ChunkTimings(
+        chunk=chunk,
+        source="attention" if attention else "estimate",
+        text=source,
+        char_start_ms=starts,
+        char_end_ms=ends,
+        normalized_text=normalized,
+        normalized_char_start_ms=[placement.ms(s) for s, _ in char_spans],
+        normalized_char_end_ms=[placement.ms(e) for _, e in char_spans],
+        words=words_of(source, starts, ends),
+    )
