@@ -6,6 +6,8 @@ applied to the same logits and generated tokens; and the draw must follow that d
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from transformers import (
@@ -255,3 +257,16 @@ def test_a_uniform_at_the_top_never_draws_a_filtered_token() -> None:
     batch = BatchSampling.of([config], CPU)
     seen = torch.zeros_like(logits, dtype=torch.bool)
     assert sample(logits, seen, batch, torch.tensor([1.0])).item() == 1
+
+
+def test_without_top_k_or_top_p_the_unsorted_path_gives_the_sorted_distribution() -> None:
+    generator = torch.Generator().manual_seed(5)
+    logits = torch.randn(6, VOCAB, generator=generator) * 3
+    seen = torch.rand(6, VOCAB, generator=generator) < 0.01
+    for config in (english(0.8, 1.0, 0.05, 1.2), turbo(0.8, 1.0, 0, 1.2)):
+        plain = BatchSampling.of([config] * 6, CPU)
+        assert not plain.ranked
+        sorted_too = dataclasses.replace(plain, ranked=True)
+        torch.testing.assert_close(
+            probabilities(logits, seen, plain), probabilities(logits, seen, sorted_too)
+        )

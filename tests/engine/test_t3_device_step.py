@@ -33,6 +33,7 @@ def requests(tokens: int = 12) -> list[Request]:
         for i, text in enumerate(TEXTS)
     ]
     made[1].cancel_at = 7
+    made[2].params = SynthesisParams(seed=2, fixed_token_count=tokens, top_p=0.9)  # sorts
     return made
 
 
@@ -79,7 +80,7 @@ def test_the_decode_step_compiles_whole_once_per_bucket_and_draws_the_eager_toke
 ) -> None:
     eager = run(model, requests(tokens=50), slots=4)
     compiles: list[tuple[int, int]] = []
-    buckets: set[tuple[int, int]] = set()
+    buckets: set[tuple[int, int, bool]] = set()
     original = T3Runner.__init__
 
     def compiled(self: T3Runner, *args: Any, **kwargs: Any) -> None:
@@ -88,9 +89,9 @@ def test_the_decode_step_compiles_whole_once_per_bucket_and_draws_the_eager_toke
             self.decode.step.__call__, fullgraph=True, dynamic=False, backend=counting(compiles)
         )
 
-        def decode(slots: int, length: int) -> torch.Tensor:
-            buckets.add((slots, length))
-            return step(slots, length)
+        def decode(slots: int, length: int, ranked: bool) -> torch.Tensor:
+            buckets.add((slots, length, ranked))
+            return step(slots, length, ranked)
 
         self.decode = decode  # type: ignore[assignment]
 
@@ -121,7 +122,7 @@ def spoil(engine: StreamingEngine, monkeypatch: pytest.MonkeyPatch, value: float
     runner = engine.t3.runner
     decode = runner.decode
 
-    def planted(slots: int, length: int) -> torch.Tensor:
+    def planted(slots: int, length: int, ranked: bool) -> torch.Tensor:
         for slot, sequence in enumerate(engine.t3.scheduler.slots):
             if sequence.sampling.temperature == SPOILED and sequence.generated == 5:
                 row = slot * runner.rows_per_slot
@@ -129,7 +130,7 @@ def spoil(engine: StreamingEngine, monkeypatch: pytest.MonkeyPatch, value: float
                     runner.logits[row] = value
                 else:
                     runner.logits[row, 100] = value
-        return decode(slots, length)
+        return decode(slots, length, ranked)
 
     monkeypatch.setattr(runner, "decode", planted)
 

@@ -44,8 +44,10 @@ class BatchSampling:
     """The settings of the rows of one batch, as tensors on the device.
 
     Every filter runs for every row, its neutral value (top_k 0, min_p 0, top_p 1) making it a
-    no-op: no branch depends on which settings a batch holds, so a step keeps one shape and one
-    graph whatever requests share it.
+    no-op: no branch depends on a row's values. One branch depends on the batch, decided on the
+    host: ``ranked``, whether any row asks for top_k or top_p, which need the tokens sorted (on
+    a CPU the sort costs several times the rest of sampling); without it min_p alone runs. A
+    captured step has a graph for each.
     """
 
     temperature: torch.Tensor  # (rows, 1)
@@ -55,6 +57,7 @@ class BatchSampling:
     penalty: torch.Tensor  # (rows, 1)
     greedy: torch.Tensor  # (rows,) bool
     penalty_last: bool  # the model's order (one per batch: one model per engine)
+    ranked: bool = True  # some row asks for top_k or top_p (see above)
 
     @classmethod
     def of(cls, configs: Sequence[SamplingConfig], device: torch.device) -> BatchSampling:
@@ -74,7 +77,13 @@ class BatchSampling:
             penalty=column([c.repetition_penalty for c in configs]),
             greedy=torch.tensor([c.greedy for c in configs], dtype=torch.bool, device=device),
             penalty_last=orders == {True},
+            ranked=needs_ranking(configs),
         )
+
+
+def needs_ranking(configs: Sequence[SamplingConfig]) -> bool:
+    """Whether any of ``configs`` asks for top_k or top_p (which sort the tokens)."""
+    return any(c.top_k > 0 or c.top_p < 1.0 for c in configs)
 
 
 def apply_repetition_penalty(
@@ -106,28 +115,36 @@ def sample(
     order the filters ranked them (any fixed order gives each token its probability)."""
     processed, order = _process(logits, seen, rows)
     best = processed.argmax(dim=-1)
-    ranked = torch.softmax(processed, dim=-1).gather(-1, order)
+    ranked = torch.softmax(processed, dim=-1)
+    if order is not None:
+        ranked = ranked.gather(-1, order)
     cumulative = ranked.cumsum(dim=-1)
     targets = uniforms[:, None].to(cumulative) * cumulative[:, -1:]
     index = torch.searchsorted(cumulative, targets, right=True)[:, 0]
     # A uniform that rounds up to the total would land past the end: take the last kept token.
     last_kept = ranked.shape[-1] - 1 - (ranked > 0).flip(-1).int().argmax(dim=-1)
     index = torch.minimum(index, last_kept)
-    drawn = order.gather(-1, index[:, None])[:, 0]
+    drawn = index if order is None else order.gather(-1, index[:, None])[:, 0]
     return torch.where(rows.greedy, best, drawn)
 
 
 def _process(
     logits: torch.Tensor, seen: torch.Tensor, rows: BatchSampling
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the processed logits, the order in which the filters ranked the tokens): one sort for
-    top_k, min_p and top_p together, as each keeps a prefix of the tokens by likelihood."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(the processed logits, the order in which the filters ranked the tokens, None if they
+    did not sort): one sort for top_k, min_p and top_p together, as each keeps a prefix of the
+    tokens by likelihood."""
     logits = logits.float()
     if not rows.penalty_last:
         logits = apply_repetition_penalty(logits, seen, rows.penalty)
     logits = logits / rows.temperature
-    ranked, order = logits.sort(dim=-1, descending=True)
-    kept = torch.zeros_like(order, dtype=torch.bool).scatter(-1, order, _kept(ranked, rows))
+    order = None
+    if rows.ranked:
+        ranked, order = logits.sort(dim=-1, descending=True)
+        kept = torch.zeros_like(order, dtype=torch.bool).scatter(-1, order, _kept(ranked, rows))
+    else:
+        probs = torch.softmax(logits, dim=-1)
+        kept = probs >= probs.max(dim=-1, keepdim=True).values * rows.min_p
     logits = logits.masked_fill(~kept, -float("inf"))
     if rows.penalty_last:
         logits = apply_repetition_penalty(logits, seen, rows.penalty)

@@ -62,17 +62,19 @@ class DecodeStep:
         self.with_eos = self.speech_only.clone()
         self.with_eos[self.eos] = 0.0
 
-    def __call__(self, slots: int, length: int) -> torch.Tensor:
+    def __call__(self, slots: int, length: int, ranked: bool = True) -> torch.Tensor:
         table = self.table[:slots]
         sample_now = table[:, Column.SAMPLE] > 0
-        tokens, valid = self._sample(table, slots)
+        tokens, valid = self._sample(table, slots, ranked)
         fed = torch.where(valid & sample_now, tokens, 0)
         self._remember(fed, valid & sample_now, slots)
         probe = AlignmentProbe(self.alignment_heads, self.rows_per_slot)
         self._feed(table, fed, sample_now, slots, length, probe)
         return torch.stack([torch.where(valid, tokens, INVALID), probe.positions(table)], dim=1)
 
-    def _sample(self, table: torch.Tensor, slots: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sample(
+        self, table: torch.Tensor, slots: int, ranked: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.logits.view(-1, self.rows_per_slot, self.logits.shape[-1])[:slots]
         logits = rows[:, 0]
         if not self.turbo:  # CFG: cond + weight * (cond - uncond)
@@ -80,11 +82,12 @@ class DecodeStep:
         finite = torch.isfinite(logits).all(dim=-1)
         eos_allowed = table[:, Column.EOS_ALLOWED] > 0
         logits = logits + torch.where(eos_allowed[:, None], self.with_eos, self.speech_only)
-        tokens = sample(logits, self.seen[:slots], self._settings(table), table[:, Column.UNIFORM])
+        settings = self._settings(table, ranked)
+        tokens = sample(logits, self.seen[:slots], settings, table[:, Column.UNIFORM])
         speech = (tokens >= 0) & (tokens < SPEECH_VOCAB)
         return tokens, finite & (speech | ((tokens == self.eos) & eos_allowed))
 
-    def _settings(self, table: torch.Tensor) -> BatchSampling:
+    def _settings(self, table: torch.Tensor, ranked: bool) -> BatchSampling:
         def column(name: Column) -> torch.Tensor:
             return table[:, name, None]
 
@@ -96,6 +99,7 @@ class DecodeStep:
             penalty=column(Column.PENALTY),
             greedy=table[:, Column.GREEDY] > 0,
             penalty_last=self.penalty_last,
+            ranked=ranked,
         )
 
     def _remember(self, fed: torch.Tensor, taken: torch.Tensor, slots: int) -> None:

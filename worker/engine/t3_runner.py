@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from .alignment_probe import NO_POSITION, Head, default_alignment_heads
 from .conditioning import VoiceConditioning
 from .loading import LoadedModel
+from .sampling import needs_ranking
 from .t3_backbone import Attention, KVCache, backbone_for
 from .t3_decode import INVALID, DecodeStep
 from .t3_graphs import GraphedDecode
@@ -107,7 +108,8 @@ class T3Runner:
         if not sampling:
             return T3Result(tokens={}, prefill_lengths=lengths)
         length = self._bucket(max(s.position for s in plan.slots) + 1)
-        read = self.decode(self._slot_bucket(len(plan.slots)), length).tolist()  # the one sync
+        ranked = needs_ranking([s.sequence.sampling for s in plan.slots])
+        read = self.decode(self._slot_bucket(len(plan.slots)), length, ranked).tolist()  # 1 sync
         drawn = {i: read[i][0] for i in sampling}
         return T3Result(
             tokens={i: token for i, token in drawn.items() if token != INVALID},
