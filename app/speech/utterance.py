@@ -102,13 +102,13 @@ class Utterance:
             raise ApiError(error.code, str(error), headers=headers) from None
         try:
             started = await stream.started()
+            return cls(stream, started, request, pool, speed, text_limit)
         except StreamFailed as error:
             pool.release(stream)
             raise failure_to_api_error(error.failed) from None
-        except BaseException:
+        except BaseException:  # cancelled while waiting, or no encoder: the slot is not kept
             pool.release(stream)
             raise
-        return cls(stream, started, request, pool, speed, text_limit)
 
     @property
     def request_id(self) -> str:
