@@ -26,6 +26,7 @@ from worker.engine.sampling import (
     SamplingConfig,
     apply_repetition_penalty,
     probabilities,
+    processed_logits,
     sample,
     sampling_config,
 )
@@ -259,14 +260,20 @@ def test_a_uniform_at_the_top_never_draws_a_filtered_token() -> None:
     assert sample(logits, seen, batch, torch.tensor([1.0])).item() == 1
 
 
-def test_without_top_k_or_top_p_the_unsorted_path_gives_the_sorted_distribution() -> None:
+def test_a_row_without_top_k_or_top_p_samples_alike_whether_its_batch_sorts_or_not() -> None:
+    """A batch sorts when any row asks for top_k or top_p: the other rows must not notice, or a
+    seed would give another token beside such a request than alone."""
     generator = torch.Generator().manual_seed(5)
     logits = torch.randn(6, VOCAB, generator=generator) * 3
     seen = torch.rand(6, VOCAB, generator=generator) < 0.01
+    uniforms = torch.rand(6, generator=generator)
     for config in (english(0.8, 1.0, 0.05, 1.2), turbo(0.8, 1.0, 0, 1.2)):
         plain = BatchSampling.of([config] * 6, CPU)
         assert not plain.ranked
         sorted_too = dataclasses.replace(plain, ranked=True)
-        torch.testing.assert_close(
-            probabilities(logits, seen, plain), probabilities(logits, seen, sorted_too)
+        assert torch.equal(
+            processed_logits(logits, seen, plain), processed_logits(logits, seen, sorted_too)
+        )
+        assert torch.equal(
+            sample(logits, seen, plain, uniforms), sample(logits, seen, sorted_too, uniforms)
         )

@@ -98,7 +98,7 @@ def apply_repetition_penalty(
 def processed_logits(logits: torch.Tensor, seen: torch.Tensor, rows: BatchSampling) -> torch.Tensor:
     """``logits`` (rows, vocab) after every processor, in the batch's order: filtered tokens
     are ``-inf``. Their softmax is the distribution each row draws from."""
-    return _process(logits, seen, rows)[0]
+    return _process(logits, seen, rows)
 
 
 def probabilities(logits: torch.Tensor, seen: torch.Tensor, rows: BatchSampling) -> torch.Tensor:
@@ -111,60 +111,52 @@ def sample(
     logits: torch.Tensor, seen: torch.Tensor, rows: BatchSampling, uniforms: torch.Tensor
 ) -> torch.Tensor:
     """One token per row of ``logits`` (rows, vocab) -> (rows,) long; ``uniforms`` (rows,) in
-    [0, 1) are the rows' draws (ignored for greedy rows). The draw walks the tokens in the
-    order the filters ranked them (any fixed order gives each token its probability)."""
-    processed, order = _process(logits, seen, rows)
+    [0, 1) are the rows' draws (ignored for greedy rows)."""
+    processed = _process(logits, seen, rows)
     best = processed.argmax(dim=-1)
-    ranked = torch.softmax(processed, dim=-1)
-    if order is not None:
-        ranked = ranked.gather(-1, order)
-    cumulative = ranked.cumsum(dim=-1)
+    probs = torch.softmax(processed, dim=-1)
+    cumulative = probs.cumsum(dim=-1)
     targets = uniforms[:, None].to(cumulative) * cumulative[:, -1:]
-    index = torch.searchsorted(cumulative, targets, right=True)[:, 0]
+    drawn = torch.searchsorted(cumulative, targets, right=True)[:, 0]
     # A uniform that rounds up to the total would land past the end: take the last kept token.
-    last_kept = ranked.shape[-1] - 1 - (ranked > 0).flip(-1).int().argmax(dim=-1)
-    index = torch.minimum(index, last_kept)
-    drawn = index if order is None else order.gather(-1, index[:, None])[:, 0]
+    last_kept = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(dim=-1)
+    drawn = torch.minimum(drawn, last_kept)
     return torch.where(rows.greedy, best, drawn)
 
 
-def _process(
-    logits: torch.Tensor, seen: torch.Tensor, rows: BatchSampling
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(the processed logits, the order in which the filters ranked the tokens, None if they
-    did not sort): one sort for top_k, min_p and top_p together, as each keeps a prefix of the
-    tokens by likelihood."""
+def _process(logits: torch.Tensor, seen: torch.Tensor, rows: BatchSampling) -> torch.Tensor:
+    """The processed logits. top_k and top_p keep a prefix of the tokens sorted by likelihood,
+    so they share one sort, and min_p runs between them in the tokens' own order: a row whose
+    top_k and top_p are neutral is then processed bit for bit alike with or without the sort
+    (``ranked``), and a request draws the same token whatever it shares the batch with."""
     logits = logits.float()
     if not rows.penalty_last:
         logits = apply_repetition_penalty(logits, seen, rows.penalty)
     logits = logits / rows.temperature
     order = None
-    if rows.ranked:
+    if rows.ranked:  # top_k, keeping ties with the k-th, as transformers' warper does
         ranked, order = logits.sort(dim=-1, descending=True)
-        kept = torch.zeros_like(order, dtype=torch.bool).scatter(-1, order, _kept(ranked, rows))
-    else:
-        probs = torch.softmax(logits, dim=-1)
-        kept = probs >= probs.max(dim=-1, keepdim=True).values * rows.min_p
-    logits = logits.masked_fill(~kept, -float("inf"))
+        vocab = logits.shape[-1]
+        k = torch.where((rows.top_k > 0) & (rows.top_k < vocab), rows.top_k, vocab)
+        logits = logits.masked_fill(logits < ranked.gather(1, (k - 1)[:, None]), -float("inf"))
+    probs = torch.softmax(logits, dim=-1)  # min_p: less likely than min_p x the most likely
+    logits = logits.masked_fill(probs < probs.max(dim=-1, keepdim=True).values * rows.min_p,
+                                -float("inf"))  # fmt: skip
+    if order is not None:  # the order still holds: every filtered token was among the last
+        logits = _top_p(logits, order, rows.top_p)
     if rows.penalty_last:
         logits = apply_repetition_penalty(logits, seen, rows.penalty)
-    return logits, order
+    return logits
 
 
-def _kept(ranked: torch.Tensor, rows: BatchSampling) -> torch.Tensor:
-    """Which of the ``ranked`` logits (each row sorted, most likely first) top_k, then min_p,
-    then top_p keep, as transformers' warpers do: top_k keeps ties with the k-th; min_p drops
-    tokens less likely than ``min_p`` times the most likely; top_p keeps the smallest set of
-    most likely tokens whose mass reaches ``top_p``. The most likely token always stays."""
-    vocab = ranked.shape[-1]
-    k = torch.where((rows.top_k > 0) & (rows.top_k < vocab), rows.top_k, vocab)
-    keep = ranked >= ranked.gather(1, (k - 1)[:, None])
-    probs = torch.softmax(ranked.masked_fill(~keep, -float("inf")), dim=-1)
-    keep = keep & (probs >= probs[:, :1] * rows.min_p)
-    probs = torch.softmax(ranked.masked_fill(~keep, -float("inf")), dim=-1)
-    before = probs.cumsum(dim=-1) - probs  # mass of the more likely ones
-    first = torch.arange(vocab, device=ranked.device) == 0
-    return keep & ((before < rows.top_p) | (rows.top_p >= 1.0) | first)
+def _top_p(logits: torch.Tensor, order: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose mass reaches the row's ``top_p`` (all
+    of them at 1); the most likely token always stays."""
+    ranked = torch.softmax(logits, dim=-1).gather(-1, order)
+    before = ranked.cumsum(dim=-1) - ranked  # mass of the more likely ones
+    first = torch.arange(logits.shape[-1], device=logits.device) == 0
+    drop = (before >= top_p) & (top_p < 1.0) & ~first
+    return logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), -float("inf"))
 
 
 # Upstream generate() defaults per variant: (top_p, top_k, min_p, repetition_penalty).
