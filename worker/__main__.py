@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     from .capacity import choose_slots
     from .engine.loading import load_model
     from .engine.pipeline import DEFAULT_MAX_WINDOWS as MAX_WINDOWS
-    from .engine.pipeline import QueueBounds, StreamingEngine
+    from .engine.pipeline import StreamingEngine
+    from .engine.request_state import QueueBounds
     from .service import Endpoints, WorkerService, run_until_signal
 
     if args.threads:

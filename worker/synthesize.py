@@ -53,7 +53,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]
     # Imported here so that --help and argument errors answer without loading torch.
     from .engine.conditioning import VoiceConditioning, compute_conditioning, load_reference
     from .engine.loading import load_model
-    from .engine.pipeline import QueueBounds, StreamingEngine, SynthesisStats
+    from .engine.pipeline import StreamingEngine, SynthesisStats
+    from .engine.request_state import QueueBounds
 
     params = settings.synthesis_defaults(
         language=args.language, seed=args.seed, exaggeration=args.exaggeration,

@@ -18,7 +18,8 @@ from tests.support.t3 import Request, run
 from worker.engine import t3_runner
 from worker.engine.errors import InvalidRequestError, NonFiniteLogitsError
 from worker.engine.loading import LoadedModel
-from worker.engine.pipeline import StreamingEngine, check_text_ids
+from worker.engine.pipeline import StreamingEngine
+from worker.engine.prompts import check_text_ids
 from worker.engine.t3_runner import T3Runner
 from worker.engine.t3_scheduler import T3Result, T3Step
 from worker.engine.transfer_count import TransferCounter

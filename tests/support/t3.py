@@ -12,7 +12,7 @@ from common.params import SynthesisParams
 from common.variants import Variant
 from worker.engine.conditioning import VoiceConditioning
 from worker.engine.loading import LoadedModel
-from worker.engine.pipeline import prompt_overhead
+from worker.engine.prompts import prompt_overhead
 from worker.engine.sampling import sampling_config
 from worker.engine.t3_runner import T3Prompt, T3Runner
 from worker.engine.t3_scheduler import T3Result, T3Scheduler, T3Sequence, T3Step

@@ -17,12 +17,7 @@ import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
-
-from common.audio import SAMPLE_RATE, int16_bytes
 from common.params import SynthesisParams
 from common.settings import KV_CACHE_TOKENS
 from common.variants import SUPPORTED_LANGUAGES, Variant
@@ -34,7 +29,9 @@ from .conditioning import VoiceConditioning
 from .errors import InvalidRequestError
 from .loading import LoadedModel
 from .model_loop import ready_for_loops
+from .prompts import check_text_ids, prompt_overhead
 from .punctuation import punc_norm
+from .request_state import PcmChunk, QueueBounds, RequestState
 from .s3gen_batcher import S3GenBatcher
 from .s3gen_stream import S3GenStream, StreamConfig
 from .sampling import sampling_config
@@ -52,69 +49,6 @@ _SEGMENT_END = object()  # T3 -> S3Gen: the client flushed, finish this stretch 
 DEFAULT_SLOTS = 8
 DEFAULT_MAX_WINDOWS = 16
 CPU_FIRST_WINDOWS = 1
-
-
-@dataclass
-class PcmChunk:
-    """Float32 mono PCM at 24 kHz, in order."""
-
-    pcm: np.ndarray
-    index: int
-    sample_rate: int = SAMPLE_RATE
-
-    def to_int16_bytes(self) -> bytes:
-        return int16_bytes(self.pcm)
-
-
-@dataclass(eq=False)
-class _Request:
-    """One request's state in the pipeline: its inputs, its queues, its progress."""
-
-    feed: TextFeed
-    params: SynthesisParams
-    voice: VoiceConditioning
-    seed: int
-    stats: SynthesisStats
-    tokens: asyncio.Queue[Any]  # T3 -> S3Gen: token slices, then _END or an exception
-    pcm: asyncio.Queue[Any]  # S3Gen -> consumer: float32 arrays, then _END or an exception
-    first_window_done: bool = False  # S3Gen has decoded (or skipped) its first window
-    timer: ChunkTimer | None = None  # with timings: where each chunk's audio lies
-    chunks: int = 0  # text chunks spoken so far
-
-
-def prompt_overhead(model: LoadedModel, voice: VoiceConditioning | None = None) -> int:
-    """KV positions a chunk's prompt takes beside its text tokens, as the runner lays it out:
-    conditioning (speaker, ``voice``'s prompt speech tokens or their perceiver summary,
-    exaggeration), then the text's start and stop and two start-of-speech (Turbo and Nano:
-    one start-of-speech). Without a voice: for the longest voice prompt the model takes."""
-    hp = model.t3.hp
-    if hp.use_perceiver_resampler:
-        prompt = 32
-    elif voice is None:
-        prompt = hp.speech_cond_prompt_len
-    else:
-        prompt = voice.t3.cond_prompt_speech_tokens.shape[1]
-    conditioning = 1 + prompt + int(hp.emotion_adv)
-    return conditioning + (1 if model.variant.turbo_family else 4)
-
-
-def check_text_ids(ids: list[int], vocab: int) -> None:
-    """On the host, before T3's embedding sees them (an index out of range there is a
-    device-side assert that ends every request of the worker): a tokenizer that does not match
-    the checkpoint fails this one request, saying so."""
-    bad = next((i for i in ids if not 0 <= i < vocab), None)
-    if bad is not None:
-        raise InvalidRequestError(
-            "text",
-            f"the tokenizer gave token id {bad}, outside the model's {vocab} text tokens: the "
-            "checkpoint's tokenizer does not match its T3 weights",
-        )
-
-
-@dataclass(frozen=True)
-class QueueBounds:
-    speech_tokens: int = 2
-    pcm_chunks: int = 3
 
 
 class StreamingEngine:
@@ -149,7 +83,7 @@ class StreamingEngine:
             model, slots, context, threads, batch_invariant, cuda_graphs, alignment_heads
         )
         # Requests whose first window's tokens are out and whose first window is not decoded yet.
-        self._awaiting_first: set[_Request] = set()
+        self._awaiting_first: set[RequestState] = set()
         if first_windows is None:
             first_windows = max_windows if model.device.type == "cuda" else CPU_FIRST_WINDOWS
         self.s3gen = S3GenBatcher(model, max_windows, first_windows, threads)
@@ -236,7 +170,7 @@ class StreamingEngine:
         stats: SynthesisStats,
         on_timings: Callable[[ChunkTimings], None] | None,
     ) -> AsyncIterator[PcmChunk]:
-        request = _Request(
+        request = RequestState(
             feed=feed,
             params=params,
             voice=voice,
@@ -271,7 +205,7 @@ class StreamingEngine:
             with contextlib.suppress(BaseException):
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _t3_stage(self, request: _Request) -> None:
+    async def _t3_stage(self, request: RequestState) -> None:
         out = request.tokens
         try:
             generator = random.Random(request.seed)
@@ -294,7 +228,7 @@ class StreamingEngine:
         except BaseException as error:  # handed to the consumer, which re-raises it
             await out.put(error)
 
-    async def _speak(self, request: _Request, text: str, generator: random.Random) -> None:
+    async def _speak(self, request: RequestState, text: str, generator: random.Random) -> None:
         """Generate one chunk's tokens in the T3 batch, handing them on a slice at a time."""
         params, stats = request.params, request.stats
         drop = drops_token_before_eos(self.model.variant)
@@ -316,7 +250,7 @@ class StreamingEngine:
             await request.tokens.put(self._spoken(request, text, sequence, taken))
 
     async def _sequence(
-        self, request: _Request, text: str, generator: random.Random, buffer: TokenBuffer
+        self, request: RequestState, text: str, generator: random.Random, buffer: TokenBuffer
     ) -> T3Sequence:
         model, params = self.model, request.params
         ids = await asyncio.to_thread(model.tokenize, text, params.language)
@@ -340,7 +274,7 @@ class StreamingEngine:
             runnable=lambda: buffer.wanted() and self._may_run(request),
         )
 
-    def _may_run(self, request: _Request) -> bool:
+    def _may_run(self, request: RequestState) -> bool:
         """First audio before anything else: once a request has its first window's tokens, T3
         pauses it, and pauses every request past its first window, until every such first
         window is decoded; S3Gen then has the device to itself for those windows."""
@@ -348,13 +282,13 @@ class StreamingEngine:
             return not self._awaiting_first
         return request not in self._awaiting_first
 
-    def _first_window_done(self, request: _Request) -> None:
+    def _first_window_done(self, request: RequestState) -> None:
         request.first_window_done = True
         if request in self._awaiting_first:
             self._awaiting_first.discard(request)
             self.t3.wake()
 
-    async def _s3gen_stage(self, request: _Request) -> None:
+    async def _s3gen_stage(self, request: RequestState) -> None:
         try:
             stream = S3GenStream(self.model, request.voice, self._config(request))
             pending: list[int] = []
@@ -395,7 +329,7 @@ class StreamingEngine:
             self._first_window_done(request)
 
     @staticmethod
-    def _config(request: _Request) -> StreamConfig:
+    def _config(request: RequestState) -> StreamConfig:
         params = request.params
         return StreamConfig(
             overlap=params.chunk_overlap_method,
@@ -406,7 +340,7 @@ class StreamingEngine:
         )
 
     async def _decode(
-        self, request: _Request, stream: S3GenStream, tokens: list[int], final: bool = False
+        self, request: RequestState, stream: S3GenStream, tokens: list[int], final: bool = False
     ) -> None:
         pcm = await self.s3gen.decode(stream, tokens, request.stats, final)
         if request.timer is not None:
@@ -426,7 +360,7 @@ class StreamingEngine:
         )  # fmt: skip
 
     def _spoken(
-        self, request: _Request, text: str, sequence: T3Sequence, taken: int
+        self, request: RequestState, text: str, sequence: T3Sequence, taken: int
     ) -> SpokenChunk:
         request.chunks += 1
         return SpokenChunk(
@@ -435,13 +369,13 @@ class StreamingEngine:
             tokens=taken,
         )  # fmt: skip
 
-    async def _chunk_spoken(self, request: _Request, chunk: SpokenChunk, tokens: int) -> None:
+    async def _chunk_spoken(self, request: RequestState, chunk: SpokenChunk, tokens: int) -> None:
         assert request.timer is not None
         request.timer.hold(chunk, tokens)
         if not request.timer.waits:
             await self._release_timings(request, stream_ends=False)
 
-    async def _release_timings(self, request: _Request, stream_ends: bool) -> None:
+    async def _release_timings(self, request: RequestState, stream_ends: bool) -> None:
         """Hand on the held chunk's timings (made off the event loop: they tokenize)."""
         if request.timer is not None and request.timer.holding:
             timings = await asyncio.to_thread(request.timer.release, stream_ends)
