@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from common.params import SynthesisParams
-from common.protocol import Done, Failed, Started, TextPiece
+from common.protocol import Done, Failed, Started, TextPiece, Timings
 
 
 class StreamFailed(Exception):
@@ -32,7 +32,7 @@ class AudioChunk:
     pcm: bytes
 
 
-Event = Started | AudioChunk | Done | Failed
+Event = Started | AudioChunk | Timings | Done | Failed
 _counter = itertools.count()
 
 
@@ -60,6 +60,7 @@ class RequestStream:
     done: Done | None = None
     pcm_bytes: int = 0  # audio handed to the route so far
     on_consumed: Callable[[RequestStream], None] | None = None
+    timings: list[Timings] = field(default_factory=list)  # as they came (asked with Job.timings)
 
     def deliver(self, event: Event) -> None:
         if isinstance(event, Done | Failed):
@@ -89,6 +90,8 @@ class RequestStream:
                 # The consumer is back for more, so the chunk went out: the worker may send one.
                 if self.on_consumed is not None:
                     self.on_consumed(self)
+            elif isinstance(event, Timings):
+                self.timings.append(event)
             elif isinstance(event, Done):
                 self.done = event
                 return

@@ -16,10 +16,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from common.protocol import Cancel, Credit, Done, Failed, Job, Started, TextPiece
+from common.protocol import Cancel, Credit, Done, Failed, Job, TextPiece
 from common.settings import Settings
 
-from ..streams import AudioChunk, Event, RequestStream
+from ..streams import Event, RequestStream
 from .transport import Transport
 from .workers import WorkerHandle
 
@@ -95,7 +95,7 @@ class Dispatcher:
         else:
             self.transport.publish(Cancel(request_id=stream.request_id))
 
-    def deliver(self, request_id: str, event: AudioChunk | Started | Done | Failed) -> None:
+    def deliver(self, request_id: str, event: Event) -> None:
         stream = self.streams.get(request_id)
         if isinstance(event, Done | Failed):
             self.streams.pop(request_id, None)
