@@ -22,6 +22,7 @@ from common.validation import every_problem
 
 from .main import create_app
 from .pool import WorkerPool
+from .pool.workers import DeviceError
 from .server import DrainingServer
 from .web.auth import startup_problem
 
@@ -50,7 +51,11 @@ def main() -> int:
     settings.export_environment()
     if not settings.api_keys:
         log.warning("API_KEY is not set: every request is accepted without a key")
-    pool = WorkerPool(settings)
+    try:
+        pool = WorkerPool(settings)
+    except DeviceError as error:  # DEVICE=cuda:N beyond the GPUs the service may use
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         create_app(settings, pool),
         host=settings.host,

@@ -128,3 +128,18 @@ def test_system_status_and_the_workers_name_the_same_cards(monkeypatch: pytest.M
     assert [w["device"] for w in workers] == ["cuda:0", "cuda:1"]
     assert status["gpus"][0]["memory_gb"]["used"] == 3.0  # read from NVML's index, not the order
     assert isinstance(pool.handles[0], WorkerHandle)
+
+
+@pytest.mark.usefixtures("nvml")
+def test_a_device_beyond_the_gpus_stops_the_start_as_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app import __main__ as entry
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    chosen = settings(device="cuda:2", host="127.0.0.1")
+    monkeypatch.setattr(entry, "load_settings", lambda: chosen)
+    monkeypatch.setattr(entry, "configure_logging", lambda *args: None)
+    monkeypatch.setattr(Settings, "export_environment", lambda self: None)
+    assert entry.main() == 2
+    assert "configuration error: DEVICE=cuda:2" in capsys.readouterr().err
