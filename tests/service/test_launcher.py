@@ -104,5 +104,9 @@ def test_a_failing_fork_server_falls_back_to_a_subprocess(
     worker = launcher.start_worker({"CUDA_VISIBLE_DEVICES": "3"}, ["--worker-id=gpu3-w0"])
     worker.kill()
     assert worker.wait(timeout=10) == -signal.SIGKILL
+    # A kill may come before the start thread has even tried: it kills what that start makes.
+    deadline = time.monotonic() + 10
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert seen == [({"CUDA_VISIBLE_DEVICES": "3"}, ["--worker-id=gpu3-w0"])]
     assert "fork server gone" in caplog.text and "subprocess" in caplog.text
