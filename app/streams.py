@@ -61,6 +61,7 @@ class RequestStream:
     pcm_bytes: int = 0  # audio handed to the route so far
     on_consumed: Callable[[RequestStream], None] | None = None
     timings: list[Timings] = field(default_factory=list)  # as they came (asked with Job.timings)
+    want_timings: bool = False  # sent as Job.timings: the worker sends a Timings per text chunk
 
     def deliver(self, event: Event) -> None:
         if isinstance(event, Done | Failed):

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
         "http", description="'http': the API on PORT; 'runpod-queue': RunPod's queue handler"
     )
     log_format: Literal["text", "json"] = "text"
+    # --- ElevenLabs-compatible API ---
+    elevenlabs_max_contexts: int = Field(
+        5, ge=1, le=100, description="Contexts one multi-stream-input socket may hold open"
+    )
     # --- OpenAI-compatible API (ours) ---
     openai_max_input_chars: int = Field(4096, ge=1, description="input limit, as OpenAI's")
     openai_default_voice: str | None = Field(

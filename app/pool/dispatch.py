@@ -139,6 +139,7 @@ class Dispatcher:
             voice_path=stream.voice_path,
             voice_hash=stream.voice_hash,
             credit=self.settings.stream_credit_chunks,
+            timings=stream.want_timings,
         )
         self.transport.send(handle, job)
         for piece in stream.unsent_text:

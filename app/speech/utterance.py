@@ -88,6 +88,7 @@ class Utterance:
         request_id: str | None = None,
         speed: float = 1.0,
         text_limit: int | None = None,
+        timings: bool = False,
     ) -> Utterance:
         """Submit ``request`` and wait until a worker has accepted it (or raise ApiError).
 
@@ -95,6 +96,7 @@ class Utterance:
         without text takes it in pieces (:meth:`send_text`), at most ``text_limit`` characters.
         """
         stream = await _open_stream(request, library, request_id or current_request_id())
+        stream.want_timings = timings  # its Timings collect on stream.timings, before later audio
         try:
             await pool.submit(stream)
         except PoolUnavailable as error:

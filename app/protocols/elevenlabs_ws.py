@@ -1,0 +1,254 @@
+"""ElevenLabs' text-to-speech WebSockets: ``/v1/text-to-speech/{voice_id}/multi-stream-input``
+(several contexts per socket) and ``.../stream-input`` (one), as Pipecat, LiveKit and the
+ElevenLabs SDK speak them. Each context is one :class:`Utterance` (its own synthesis in the
+worker's batch), sent with ``Job.timings`` so its audio messages carry ``alignment``.
+
+Client messages: ``{"text": " ", "context_id", "voice_settings"?}`` opens a context (any text
+for an unknown context opens it too); ``{"text", "context_id", "flush"?}`` adds text;
+``{"context_id", "flush": true}`` speaks what is buffered; ``{"text": ""}`` is a keep-alive on
+multi-stream-input (it never ends anything) and the end of the text on stream-input (as the SDK
+sends it); ``{"context_id", "close_context": true}`` finishes a context that was flushed since its
+last text (LiveKit and Pipecat send flush, then close, at the end of a turn) and stops one that
+was not (a barge-in: its audio stops at once); ``{"close_socket": true}`` does that for every
+context, then closes. Server: ``{"audio", "alignment", "normalizedAlignment", "contextId"}``,
+``{"isFinal": true, "contextId"}``, errors as ``{"error", "message", "contextId"?}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from common.settings import Settings
+from common.voices.errors import VoiceError
+from common.voices.library import VoiceLibrary
+
+from ..pool import WorkerPool
+from ..speech.requests import InvalidRequest, SpeechRequest, text_piece
+from ..speech.utterance import Ending, Utterance
+from ..web.auth import key_matches
+from ..web.dependencies import LibraryDep, PoolDep, SettingsDep
+from ..web.errors import ApiError
+from ..web.request_ids import current_request_id
+from .elevenlabs_alignment import Aligner
+from .elevenlabs_formats import BadSetting, output_format, voice_settings
+
+router = APIRouter()
+DEFAULT_CONTEXT = "default"
+
+
+def elevenlabs_key_problem(websocket: WebSocket, settings: Settings) -> str | None:
+    """Why the key (``xi-api-key`` header or query, or ours) is refused, or None."""
+    if not settings.api_keys:
+        return None
+    headers, query = websocket.headers, websocket.query_params
+    candidate = (
+        headers.get("xi-api-key") or query.get("xi-api-key")
+        or headers.get("x-api-key") or query.get("api_key")
+    )  # fmt: skip
+    if not candidate:
+        return "missing API key: send it in the xi-api-key header or query parameter"
+    return None if key_matches(candidate, settings.api_keys) else "the API key is not valid"
+
+
+class BadMessage(Exception):
+    pass
+
+
+@dataclass
+class Context:
+    utterance: Utterance
+    aligner: Aligner
+    flushed: bool = False  # a flush came after its last text: closing it finishes it
+
+
+class ElevenLabsSession:
+    def __init__(
+        self, ws: WebSocket, voice_id: str, multi: bool, settings: Settings,
+        pool: WorkerPool, library: VoiceLibrary,
+    ) -> None:  # fmt: skip
+        self.ws, self.voice_id, self.multi = ws, voice_id, multi
+        self.settings, self.pool, self.library = settings, pool, library
+        self.format, self.rate = output_format(ws.query_params.get("output_format"))
+        self.relative = ws.query_params.get("sync_alignment", "false").lower() != "true"
+        self.contexts: dict[str, Context] = {}
+        self.sending = asyncio.Lock()
+        self.closing = False
+        self.opened = 0
+        self.connection_id = current_request_id()
+
+    async def run(self) -> None:
+        while not (self.closing and not self.contexts):
+            try:
+                message = await self.ws.receive_text()
+            except (WebSocketDisconnect, RuntimeError, KeyError):
+                return
+            try:
+                await self._handle(_parse(message))
+            except BadMessage as error:
+                await self._send({"error": "invalid_message", "message": str(error)})
+            except ApiError as error:
+                await self._send({"error": error.code, "message": error.message})
+
+    async def _handle(self, data: dict[str, Any]) -> None:
+        if data.get("close_socket") is True:
+            self.closing = True
+            for context_id in list(self.contexts):
+                await self._close(context_id)
+            return
+        context_id = str(data.get("context_id") or DEFAULT_CONTEXT) if self.multi else ""
+        text = data.get("text")
+        context = self.contexts.get(context_id)
+        if data.get("close_context") is True:
+            await self._close(context_id)
+            return
+        if text == "" and not data.get("flush"):
+            if not self.multi and context is not None:  # the single context's end of text
+                self.closing = True
+                context.utterance.end()
+            return  # a keep-alive
+        if context is None:
+            if text is None:
+                raise BadMessage(f"context {context_id!r} is not open: send text first")
+            context = await self._open(context_id, data)
+        if text:
+            try:
+                context.utterance.send_text(text_piece(text))
+            except InvalidRequest as error:
+                raise BadMessage(str(error)) from None
+            context.flushed = False
+        if data.get("flush") is True:
+            context.utterance.flush()
+            context.flushed = True
+
+    async def _open(self, context_id: str, data: dict[str, Any]) -> Context:
+        limit = self.settings.elevenlabs_max_contexts if self.multi else 1
+        if len(self.contexts) >= limit:
+            raise BadMessage(
+                f"at most {limit} contexts may be open on one socket (ELEVENLABS_MAX_CONTEXTS): "
+                "close one first"
+            )
+        try:
+            params, speed = voice_settings(data.get("voice_settings"))
+            defaults = self.settings.synthesis_defaults(**params)
+        except (BadSetting, ValueError) as error:
+            raise BadMessage(str(error)) from None
+        self.opened += 1
+        request = SpeechRequest(None, self.voice_id, self.format, self.rate, defaults)
+        utterance = await Utterance.begin(
+            request, self.pool, self.library, request_id=f"{self.connection_id}-{self.opened}",
+            speed=speed, text_limit=self.settings.ws_max_text_chars, timings=True,
+        )  # fmt: skip
+        context = Context(utterance, Aligner(speed, self.relative))
+        self.contexts[context_id] = context
+        utterance.forward(
+            lambda audio: self._audio(context_id, context, audio),
+            lambda ending: self._ended(context_id, context, ending),
+        )
+        return context
+
+    async def _audio(self, context_id: str, context: Context, audio: bytes) -> None:
+        utterance = context.utterance
+        context.aligner.feed(utterance.stream.timings)
+        sent_ms = utterance.stream.pcm_bytes / 2 / utterance.source_rate * 1000
+        message = {"audio": base64.b64encode(audio).decode()}
+        message.update(context.aligner.message(sent_ms / context.aligner.speed))
+        await self._send(message, context_id)
+
+    async def _ended(self, context_id: str, context: Context, ending: Ending) -> None:
+        context.aligner.feed(context.utterance.stream.timings)
+        rest = context.aligner.message(None)
+        if rest["alignment"] or rest["normalizedAlignment"]:
+            await self._send({"audio": "", **rest}, context_id)
+        if ending.failure is not None:
+            failure = ending.failure
+            await self._send({"error": failure.code, "message": failure.message}, context_id)
+        await self._final(context_id, context)
+
+    async def _close(self, context_id: str) -> None:
+        context = self.contexts.get(context_id)
+        if context is None:
+            return
+        if context.flushed:
+            context.utterance.end()  # finish what was flushed, then isFinal
+            return
+        await context.utterance.cancel()  # a barge-in: stop now
+        await self._final(context_id, context)
+
+    async def _final(self, context_id: str, context: Context) -> None:
+        if self.contexts.get(context_id) is context:
+            del self.contexts[context_id]
+        await self._send({"isFinal": True}, context_id)
+        if self.closing and not self.contexts:
+            with contextlib.suppress(RuntimeError):
+                await self.ws.close(1000)
+
+    async def _send(self, message: dict[str, Any], context_id: str | None = None) -> None:
+        if self.multi and context_id is not None:
+            message["contextId"] = context_id
+        async with self.sending:
+            await self.ws.send_text(json.dumps(message))
+
+    async def stop(self) -> None:
+        for context in list(self.contexts.values()):
+            await context.utterance.close()
+        self.contexts.clear()
+
+
+def _parse(message: str) -> dict[str, Any]:
+    try:
+        data = json.loads(message)
+    except ValueError:
+        raise BadMessage("a message must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise BadMessage("a message must be a JSON object")
+    return data
+
+
+async def _serve(
+    ws: WebSocket, voice_id: str, multi: bool, settings: Settings, pool: WorkerPool,
+    library: VoiceLibrary,
+) -> None:  # fmt: skip
+    refusal = elevenlabs_key_problem(ws, settings)
+    if refusal is None:
+        try:
+            library.find(voice_id)
+        except VoiceError as error:
+            refusal = str(error)
+    session = None
+    try:
+        if refusal is None:
+            session = ElevenLabsSession(ws, voice_id, multi, settings, pool, library)
+    except BadSetting as error:
+        refusal = str(error)
+    await ws.accept()
+    if session is None:
+        await ws.send_text(json.dumps({"error": "invalid_request", "message": refusal}))
+        await ws.close(1008, (refusal or "")[:120])
+        return
+    try:
+        await session.run()
+    finally:
+        await session.stop()
+
+
+@router.websocket("/v1/text-to-speech/{voice_id}/multi-stream-input")
+async def multi_stream_input(
+    websocket: WebSocket, voice_id: str, settings: SettingsDep, pool: PoolDep,
+    library: LibraryDep,
+) -> None:  # fmt: skip
+    await _serve(websocket, voice_id, True, settings, pool, library)
+
+
+@router.websocket("/v1/text-to-speech/{voice_id}/stream-input")
+async def stream_input(
+    websocket: WebSocket, voice_id: str, settings: SettingsDep, pool: PoolDep,
+    library: LibraryDep,
+) -> None:  # fmt: skip
+    await _serve(websocket, voice_id, False, settings, pool, library)
