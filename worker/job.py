@@ -9,7 +9,6 @@ at most ``credit`` chunks in the worker's outbox and a few more in the engine.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ from common.protocol import (
     Message,
     Started,
     TextPiece,
+    TimedWord,
     Timings,
 )
 from common.validation import first_problem
@@ -179,7 +179,29 @@ class JobRun:
 
 
 def timings_message(request_id: str, timings: ChunkTimings) -> Timings:
-    fields = dataclasses.asdict(timings)  # the words as dicts, validated into TimedWord
+    """The protocol's copy, field by field: ``dataclasses.asdict`` deep-copies, and the text
+    fields may be str subclasses (a text chunk) that cannot be rebuilt from a plain string."""
+    words = [
+        TimedWord(
+            word=str(w.word),
+            start_ms=w.start_ms,
+            end_ms=w.end_ms,
+            char_start=w.char_start,
+            char_end=w.char_end,
+        )
+        for w in timings.words
+    ]
     return Timings(
-        request_id=request_id, start_ms=timings.start_ms, end_ms=timings.end_ms, **fields
+        request_id=request_id,
+        chunk=timings.chunk,
+        source=timings.source,
+        text=str(timings.text),
+        char_start_ms=list(timings.char_start_ms),
+        char_end_ms=list(timings.char_end_ms),
+        normalized_text=str(timings.normalized_text),
+        normalized_char_start_ms=list(timings.normalized_char_start_ms),
+        normalized_char_end_ms=list(timings.normalized_char_end_ms),
+        words=words,
+        start_ms=timings.start_ms,
+        end_ms=timings.end_ms,
     )

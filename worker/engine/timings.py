@@ -27,6 +27,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate, groupby
+from typing import Literal
 
 from common.audio import SAMPLE_RATE
 
@@ -50,7 +51,7 @@ class ChunkTimings:
     """One chunk's times, in ms of the request's audio as the engine emits it."""
 
     chunk: int
-    source: str  # "attention" or "estimate"
+    source: Literal["attention", "estimate"]
     text: str
     char_start_ms: list[float]
     char_end_ms: list[float]

@@ -1,0 +1,79 @@
+"""ElevenLabs' multi-stream-input WebSocket through the real processes (raw websockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+from tests.support.server import Server
+from tests.support.voices import clip_bytes, upload
+
+TEXT = "The keeper climbed the stairs every evening to light the lamp. "
+
+
+def _url(server: Server, voice: str, query: str = "output_format=pcm_24000") -> str:
+    base = server.ws_url.rsplit("/tts/stream", 1)[0]
+    return f"{base}/v1/text-to-speech/{voice}/multi-stream-input?{query}"
+
+
+async def _until_final(ws: Any, context: str) -> list[dict[str, Any]]:
+    messages = []
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), timeout=120))
+        if message.get("contextId") != context:
+            continue
+        messages.append(message)
+        if message.get("isFinal") or "error" in message:
+            return messages
+
+
+def test_a_context_speaks_with_alignment_then_a_barge_in_stops(
+    server: Server, tmp_path: Path
+) -> None:
+    upload(server, "eleven.wav", clip_bytes(tmp_path, seed=7))
+
+    async def run() -> None:
+        headers = {"xi-api-key": server.headers.get("X-API-Key", "")}
+        async with websockets.connect(_url(server, "eleven.wav"), additional_headers=headers) as ws:
+            await ws.send(json.dumps({"text": " ", "context_id": "a"}))
+            await ws.send(json.dumps({"text": "", "context_id": "a"}))  # keep-alive
+            await ws.send(json.dumps({"text": TEXT, "context_id": "a"}))
+            await ws.send(json.dumps({"context_id": "a", "flush": True}))
+            await ws.send(json.dumps({"context_id": "a", "close_context": True}))
+            messages = await _until_final(ws, "a")
+            assert messages[-1] == {"isFinal": True, "contextId": "a"}
+            audio = b"".join(base64.b64decode(m["audio"]) for m in messages[:-1])
+            assert len(audio) > 0
+            chars = [
+                c for m in messages[:-1] if m.get("alignment") for c in m["alignment"]["chars"]
+            ]
+            assert "".join(chars).strip() == TEXT.strip()
+            # relative times: Pipecat's running offset gives monotonic times within the audio
+            clock, starts = 0.0, []
+            for m in messages[:-1]:
+                if m.get("alignment"):
+                    a = m["alignment"]
+                    starts += [clock + s for s in a["charStartTimesMs"]]
+                    clock += a["charStartTimesMs"][-1] + a["charDurationsMs"][-1]
+            assert starts == sorted(starts) and clock <= len(audio) / 2 / 24 + 1
+
+            await ws.send(json.dumps({"text": " ", "context_id": "b"}))
+            await ws.send(json.dumps({"text": TEXT * 3, "context_id": "b"}))
+            first = json.loads(await asyncio.wait_for(ws.recv(), timeout=120))
+            assert first["contextId"] == "b" and first["audio"]
+            closed = time.perf_counter()
+            await ws.send(json.dumps({"context_id": "b", "close_context": True}))
+            rest = await _until_final(ws, "b")
+            assert rest[-1].get("isFinal") and time.perf_counter() - closed < 0.2
+
+            await ws.send(json.dumps({"context_id": "zz", "flush": True}))
+            error = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+            assert error["error"] == "invalid_message"
+
+    asyncio.run(run())
