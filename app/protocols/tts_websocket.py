@@ -1,9 +1,11 @@
 """``WS /tts/stream``: text in as it is written (an LLM's output), audio out as it is spoken.
 
 Protocol (docs/API.md has examples). Client JSON messages: ``start`` (voice_id, format and any
-synthesis parameter; optional first text), ``text``, ``flush``, ``end``, ``cancel``; a message
-with ``text`` and no ``type`` is start + text + end. Server: ``started``, binary audio frames,
-``done``, ``error``. One utterance at a time per connection; after ``done`` another may start.
+synthesis parameter; optional first text; ``timings: true`` for timings events), ``text``,
+``flush``, ``end``, ``cancel``; a message with ``text`` and no ``type`` is start + text + end.
+Server: ``started``, binary audio frames, ``timings`` (asked for: one per text chunk, before the
+audio that goes past its end), ``done``, ``error``. One utterance at a time per connection; after
+``done`` another may start.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class StreamSession:
         self.utterance: Utterance | None = None
         self.connection_id = current_request_id()
         self.utterances = 0
+        self.timings_sent = 0  # of the current utterance's Timings
 
     async def run(self) -> None:
         while True:
@@ -135,6 +138,9 @@ class StreamSession:
             )
         fields = {k: v for k, v in data.items() if k != "type"}
         text = fields.pop("text", None)
+        timings = fields.pop("timings", False)
+        if not isinstance(timings, bool):
+            raise ClientError("invalid_request", "timings must be true or false", "timings")
         text = None if text is None else _text_piece(text)  # refused before a worker is taken
         try:
             speech = parse_speech_request(fields, self.settings, text_required=False)
@@ -145,9 +151,10 @@ class StreamSession:
         request_id_var.set(request_id)  # this session's lines from here on name the utterance
         utterance = await Utterance.begin(
             speech, self.pool, self.library, request_id=request_id,
-            text_limit=self.settings.ws_max_text_chars,
+            text_limit=self.settings.ws_max_text_chars, timings=timings,
         )  # fmt: skip
         self.utterance = utterance
+        self.timings_sent = 0
         await self.ws.send_json(
             {
                 "type": "started",
@@ -158,7 +165,10 @@ class StreamSession:
                 "content_type": utterance.media_type,
             }
         )
-        utterance.forward(self.ws.send_bytes, self._ended)
+        utterance.forward(
+            lambda audio: self._audio(utterance, audio),
+            lambda ending: self._ended(utterance, ending),
+        )
         if text is not None:
             utterance.send_text(text)
 
@@ -168,7 +178,19 @@ class StreamSession:
             raise ClientError("invalid_message", "no utterance in progress: send start first")
         return utterance
 
-    async def _ended(self, ending: Ending) -> None:
+    async def _audio(self, utterance: Utterance, audio: bytes) -> None:
+        await self._send_timings(utterance)
+        await self.ws.send_bytes(audio)
+
+    async def _send_timings(self, utterance: Utterance) -> None:
+        """Its Timings not sent yet (the stream has them before the audio past their end)."""
+        timings = utterance.stream.timings
+        for chunk in timings[self.timings_sent :]:
+            await self.ws.send_json(chunk.model_dump())
+        self.timings_sent = len(timings)
+
+    async def _ended(self, utterance: Utterance, ending: Ending) -> None:
+        await self._send_timings(utterance)
         failed = ending.failure
         if failed is None:
             await self.ws.send_json(_done_event(ending))

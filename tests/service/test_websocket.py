@@ -115,6 +115,38 @@ async def test_flush_speaks_an_unfinished_sentence_before_the_end(server: Server
     assert total == 2 * 20 * SAMPLES_PER_TOKEN * 2  # two chunks of 20 tokens, 2 bytes a sample
 
 
+async def test_timings_asked_for_come_per_chunk_before_the_audio_past_their_end(
+    server: Server,
+) -> None:
+    """Without ``timings`` none come (the single-message test above sees only started, done)."""
+    arrivals: list[tuple[dict[str, Any], int]] = []  # each Timings, with the audio bytes before it
+    audio = 0
+    async with connect(server) as ws:
+        start = {"type": "start", "format": "raw_pcm", "timings": True, "fixed_token_count": 15}
+        await ws.send(json.dumps(start))
+        for word in STORY.split(" "):
+            await ws.send(json.dumps({"type": "text", "text": word + " "}))
+        await ws.send(json.dumps({"type": "end"}))
+        while True:
+            message = await asyncio.wait_for(ws.recv(), timeout=120)
+            if isinstance(message, bytes):
+                audio += len(message)
+            elif (event := json.loads(message))["type"] == "timings":
+                arrivals.append((event, audio))
+            elif event["type"] in ("done", "error"):
+                break
+    assert event["type"] == "done"
+    audio_ms = audio / 2 / 24000 * 1000
+    assert " ".join(t["text"] for t, _ in arrivals) == STORY
+    assert [t["chunk"] for t, _ in arrivals] == list(range(len(arrivals))) and len(arrivals) == 3
+    words = [w for t, _ in arrivals for w in t["words"]]
+    assert [w["word"] for w in words] == STORY.split()
+    times = [time for w in words for time in (w["start_ms"], w["end_ms"])]
+    assert times == sorted(times) and times[-1] <= audio_ms + 1
+    for timings, before in arrivals:  # the audio received so far does not reach past its end
+        assert before / 2 / 24000 * 1000 <= timings["end_ms"] + 1, timings["chunk"]
+
+
 async def test_cancel_stops_the_utterance_and_the_connection_carries_on(server: Server) -> None:
     async with connect(server) as ws:
         await ws.send(json.dumps({"text": "This would go on and on.", "fixed_token_count": 2000}))
@@ -144,6 +176,7 @@ async def test_cancel_stops_the_utterance_and_the_connection_carries_on(server: 
          "synthesis_temperature"),
         (json.dumps({"type": "start", "voice_id": "ghost.wav"}), "voice_not_found", "voice_id"),
         (json.dumps({"type": "start", "language": "de"}), "invalid_request", "language"),
+        (json.dumps({"type": "start", "timings": "yes"}), "invalid_request", "timings"),
     ],
 )  # fmt: skip
 async def test_bad_messages_get_an_error_event_and_the_socket_stays_usable(
