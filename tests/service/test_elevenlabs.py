@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import websockets
 
 from tests.support.server import Server
@@ -75,5 +76,39 @@ def test_a_context_speaks_with_alignment_then_a_barge_in_stops(
             await ws.send(json.dumps({"context_id": "zz", "flush": True}))
             error = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
             assert error["error"] == "invalid_message"
+
+    asyncio.run(run())
+
+
+def test_limits_and_refusals_are_errors_and_a_dropped_socket_frees_its_slots(
+    server: Server, tmp_path: Path
+) -> None:
+    upload(server, "eleven-limits.wav", clip_bytes(tmp_path, seed=8))
+    key = {"xi-api-key": server.headers.get("X-API-Key", "")}
+
+    async def refused(url: str, headers: dict[str, str]) -> dict[str, Any]:
+        async with websockets.connect(url, additional_headers=headers) as ws:
+            error: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            return error
+
+    async def run() -> None:
+        voice = "eleven-limits.wav"
+        bad_format = await refused(_url(server, voice, "output_format=pcm_12345"), key)
+        assert "output_format" in bad_format["message"]
+        assert "API key" in (await refused(_url(server, voice), {}))["message"]
+        assert "ghost.wav" in (await refused(_url(server, "ghost.wav"), key))["message"]
+        async with websockets.connect(_url(server, voice), additional_headers=key) as ws:
+            for context in "abcdef":  # ELEVENLABS_MAX_CONTEXTS is 5
+                await ws.send(json.dumps({"text": " ", "context_id": context}))
+            error = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
+            assert error["error"] == "invalid_message" and "at most 5 contexts" in error["message"]
+            assert server.status()["service"]["active_requests"] == 5
+        dropped = time.perf_counter()
+        while server.status()["service"]["active_requests"]:
+            await asyncio.sleep(0.01)
+        assert time.perf_counter() - dropped < 1.0, "a dropped socket kept its contexts' slots"
 
     asyncio.run(run())
