@@ -21,7 +21,7 @@ from common.voices.library import VoiceLibrary
 from .housekeeping import sweep_periodically
 from .metrics import Metrics, RequestCounter
 from .pool import WorkerPool
-from .protocols import elevenlabs_ws, openai_speech, tts_http, tts_websocket
+from .protocols import elevenlabs_http, elevenlabs_ws, openai_speech, tts_http, tts_websocket
 from .routes import console, health, metrics, voices
 from .web import openapi
 from .web.body_limit import BodyLimit
@@ -78,7 +78,15 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
     app.add_middleware(RequestCounter, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for module in (health, tts_http, tts_websocket, elevenlabs_ws, voices, metrics):
+    for module in (
+        health,
+        tts_http,
+        tts_websocket,
+        elevenlabs_ws,
+        elevenlabs_http,
+        voices,
+        metrics,
+    ):
         app.include_router(module.router)
     openai_speech.install(app)
     console.install(app)

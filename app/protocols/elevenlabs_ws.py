@@ -7,10 +7,16 @@ Client messages: ``{"text": " ", "context_id", "voice_settings"?}`` opens a cont
 for an unknown context opens it too); ``{"text", "context_id", "flush"?}`` adds text;
 ``{"context_id", "flush": true}`` speaks what is buffered; ``{"text": ""}`` is a keep-alive on
 multi-stream-input (it never ends anything) and the end of the text on stream-input (as the SDK
-sends it); ``{"context_id", "close_context": true}`` finishes a context that was flushed since its
-last text (LiveKit and Pipecat send flush, then close, at the end of a turn) and stops one that
-was not (a barge-in: its audio stops at once); ``{"close_socket": true}`` does that for every
-context, then closes. Server: ``{"audio", "alignment", "normalizedAlignment", "contextId"}``,
+sends it). With ``auto_mode=true`` (Pipecat's and LiveKit's default) each text message is a
+whole phrase: one that does not end in whitespace gets a space, so a sentence is spoken as soon
+as it arrives and is never joined to the next (Pipecat sends sentences without one).
+
+``{"context_id", "close_context": true}`` right after a bare flush (no text: the end of a turn,
+as Pipecat and LiveKit send it) finishes the context; any other close stops it, its audio at
+once (a barge-in: Pipecat closes mid-text, or again after the turn's close while its audio
+plays; LiveKit closes after a sentence's flush). ``{"close_socket": true}`` closes every
+context that way (leaving those already finishing), then the socket. Server: ``{"audio",
+"alignment", "normalizedAlignment", "contextId"}``,
 ``{"isFinal": true, "contextId"}``, errors as ``{"error", "message", "contextId"?}``.
 """
 
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.requests import HTTPConnection
 
 from common.settings import Settings
 from common.voices.errors import VoiceError
@@ -43,7 +50,7 @@ router = APIRouter()
 DEFAULT_CONTEXT = "default"
 
 
-def elevenlabs_key_problem(websocket: WebSocket, settings: Settings) -> str | None:
+def elevenlabs_key_problem(websocket: HTTPConnection, settings: Settings) -> str | None:
     """Why the key (``xi-api-key`` header or query, or ours) is refused, or None."""
     if not settings.api_keys:
         return None
@@ -65,7 +72,8 @@ class BadMessage(Exception):
 class Context:
     utterance: Utterance
     aligner: Aligner
-    flushed: bool = False  # a flush came after its last text: closing it finishes it
+    ended: bool = False  # its last message was a bare flush: a close finishes it
+    closed: bool = False  # finishing: no more text, and another close stops it
 
 
 class ElevenLabsSession:
@@ -77,6 +85,7 @@ class ElevenLabsSession:
         self.settings, self.pool, self.library = settings, pool, library
         self.format, self.rate = output_format(ws.query_params.get("output_format"))
         self.relative = ws.query_params.get("sync_alignment", "false").lower() != "true"
+        self.auto = ws.query_params.get("auto_mode", "false").lower() == "true"
         self.contexts: dict[str, Context] = {}
         self.sending = asyncio.Lock()
         self.closing = False
@@ -100,7 +109,7 @@ class ElevenLabsSession:
         if data.get("close_socket") is True:
             self.closing = True
             for context_id in list(self.contexts):
-                await self._close(context_id)
+                await self._close(context_id, socket=True)
             return
         context_id = str(data.get("context_id") or DEFAULT_CONTEXT) if self.multi else ""
         text = data.get("text")
@@ -110,22 +119,27 @@ class ElevenLabsSession:
             return
         if text == "" and not data.get("flush"):
             if not self.multi and context is not None:  # the single context's end of text
-                self.closing = True
-                context.utterance.end()
+                self.closing = context.ended = True
+                await self._close(context_id)
             return  # a keep-alive
         if context is None:
             if text is None:
                 raise BadMessage(f"context {context_id!r} is not open: send text first")
             context = await self._open(context_id, data)
+        if context.closed:
+            raise BadMessage(f"context {context_id!r} is closed: open a new one")
         if text:
-            try:
-                context.utterance.send_text(text_piece(text))
-            except InvalidRequest as error:
-                raise BadMessage(str(error)) from None
-            context.flushed = False
+            self._send_text(context, text)
         if data.get("flush") is True:
             context.utterance.flush()
-            context.flushed = True
+        context.ended = bool(data.get("flush") is True and not text)
+
+    def _send_text(self, context: Context, text: object) -> None:
+        try:
+            piece = text_piece(text)
+        except InvalidRequest as error:
+            raise BadMessage(str(error)) from None
+        context.utterance.send_text(piece + " " if self.auto and not piece[-1].isspace() else piece)
 
     async def _open(self, context_id: str, data: dict[str, Any]) -> Context:
         limit = self.settings.elevenlabs_max_contexts if self.multi else 1
@@ -171,11 +185,12 @@ class ElevenLabsSession:
             await self._send({"error": failure.code, "message": failure.message}, context_id)
         await self._final(context_id, context)
 
-    async def _close(self, context_id: str) -> None:
+    async def _close(self, context_id: str, socket: bool = False) -> None:
         context = self.contexts.get(context_id)
-        if context is None:
+        if context is None or (socket and context.closed):
             return
-        if context.flushed:
+        if context.ended and not context.closed:
+            context.closed = True
             context.utterance.end()  # finish what was flushed, then isFinal
             return
         await context.utterance.cancel()  # a barge-in: stop now

@@ -1,0 +1,200 @@
+"""ElevenLabs' HTTP text-to-speech: ``POST /v1/text-to-speech/{voice_id}/stream`` (the audio as
+it is generated) and ``.../stream/with-timestamps`` (newline-delimited JSON, one object per
+audio chunk: ``audio_base64``, ``alignment`` and ``normalized_alignment`` in seconds from the
+first sample), as the ``elevenlabs`` SDKs' ``text_to_speech.stream`` and
+``stream_with_timestamps`` call them.
+
+The body's ``text``, ``voice_settings`` (app/protocols/elevenlabs_formats.py), ``seed`` and
+``language_code`` are used; ElevenLabs' other fields (``model_id``, ``previous_text`` ...) are
+accepted and ignored. Errors are ElevenLabs': ``{"detail": {"status", "message", "param"}}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
+
+from common.settings import Settings
+
+from ..speech.requests import InvalidRequest, SpeechRequest, text_piece
+from ..speech.utterance import Utterance
+from ..web.audio_response import AudioStreamResponse, abort_on_failure
+from ..web.dependencies import LibraryDep, PoolDep, SettingsDep
+from ..web.errors import ApiError
+from ..web.json_body import read_json_object
+from ..web.openapi import AUDIO_TYPES, Responses, binary, json_request
+from .elevenlabs_alignment import Aligner
+from .elevenlabs_formats import BadSetting, output_format, voice_settings
+from .elevenlabs_ws import elevenlabs_key_problem
+
+router = APIRouter()
+NDJSON = "application/x-ndjson"
+ROUTE = "/v1/text-to-speech/{voice_id}/stream"
+
+
+class ElevenLabsErrorDetail(BaseModel):
+    status: str
+    message: str
+    param: str | None = None
+
+
+class ElevenLabsErrorBody(BaseModel):
+    """Every error of the ElevenLabs-compatible HTTP API: ElevenLabs' shape."""
+
+    detail: ElevenLabsErrorDetail
+
+
+def _error(status: int, code: str, message: str, param: str | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    detail = {"status": code, "message": message, "param": param}
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+_REFUSALS: Responses = {
+    status: {"model": ElevenLabsErrorBody, "description": why}
+    for status, why in {
+        401: "No API key, or a wrong one (xi-api-key, X-API-Key or api_key)",
+        404: "No such voice",
+        413: "The body is over MAX_REQUEST_BYTES",
+        422: "A field is missing, malformed or out of range (param names it)",
+        503: "No worker ready or every slot busy: retry after Retry-After seconds",
+    }.items()
+}
+_BODY = json_request(
+    {
+        "type": "object",
+        "required": ["text"],
+        "properties": {
+            "text": {"type": "string"},
+            "voice_settings": {"type": "object"},
+            "seed": {"type": "integer"},
+            "language_code": {"type": "string"},
+            "model_id": {"type": "string"},
+        },
+    }
+)
+
+
+def _speech(voice_id: str, query: str | None, body: dict[str, Any], settings: Settings
+            ) -> tuple[SpeechRequest, float]:  # fmt: skip
+    """Our request and tempo for ElevenLabs' body and ``output_format`` (InvalidRequest)."""
+    try:
+        audio_format, rate = output_format(query)
+    except BadSetting as error:
+        raise InvalidRequest("output_format", str(error)) from None
+    text = text_piece(body.get("text"))
+    if not any(ch.isalnum() for ch in text) or len(text) > settings.max_text_chars:
+        raise InvalidRequest(
+            "text", f"text must hold a letter or digit and at most {settings.max_text_chars} "
+            "characters (MAX_TEXT_CHARS)",
+        )  # fmt: skip
+    try:
+        params, speed = voice_settings(body.get("voice_settings"))
+    except BadSetting as error:
+        raise InvalidRequest("voice_settings", str(error)) from None
+    for ours, theirs in (("seed", "seed"), ("language", "language_code")):
+        if body.get(theirs) is not None:
+            params[ours] = body[theirs]
+    try:
+        defaults = settings.synthesis_defaults(**params)
+    except ValueError as error:
+        raise InvalidRequest("voice_settings", str(error).splitlines()[0]) from None
+    return SpeechRequest(text, voice_id, audio_format, rate, defaults), speed
+
+
+async def _begin(
+    request: Request, voice_id: str, settings: Settings, pool: PoolDep, library: LibraryDep,
+    timings: bool,
+) -> tuple[Utterance, float] | JSONResponse:  # fmt: skip
+    """The accepted utterance and its tempo, or the response that refuses it before any audio."""
+    refusal = elevenlabs_key_problem(request, settings)
+    if refusal is not None:
+        return _error(401, "invalid_api_key", refusal)
+    try:
+        body = await read_json_object(request)
+        speech, speed = _speech(voice_id, request.query_params.get("output_format"), body,
+                                settings)  # fmt: skip
+        utterance = await Utterance.begin(speech, pool, library, speed=speed, timings=timings)
+        return utterance, speed
+    except InvalidRequest as error:
+        return _error(422, "invalid_request", str(error), error.field)
+    except ApiError as error:
+        param = error.field
+        return _error(error.status, error.code, error.message, param, error.headers)
+
+
+@router.post(
+    ROUTE, response_class=StreamingResponse, openapi_extra=_BODY,
+    responses={**binary("The audio, streamed as it is generated", *AUDIO_TYPES), **_REFUSALS},
+)  # fmt: skip
+async def stream(
+    request: Request, voice_id: str, settings: SettingsDep, pool: PoolDep, library: LibraryDep
+) -> Response:
+    """ElevenLabs' streaming text-to-speech: the audio in ``output_format`` as it comes."""
+    begun = await _begin(request, voice_id, settings, pool, library, timings=False)
+    if isinstance(begun, JSONResponse):
+        return begun
+    utterance, _ = begun
+    return AudioStreamResponse(
+        abort_on_failure(utterance.request_id, utterance.audio()),
+        on_close=utterance.release,
+        media_type=utterance.media_type,
+        headers={"request-id": utterance.request_id, "X-Request-Id": utterance.request_id},
+    )
+
+
+@router.post(
+    ROUTE + "/with-timestamps", response_class=StreamingResponse, openapi_extra=_BODY,
+    responses={**binary("One JSON object per audio chunk, a line each", NDJSON), **_REFUSALS},
+)  # fmt: skip
+async def stream_with_timestamps(
+    request: Request, voice_id: str, settings: SettingsDep, pool: PoolDep, library: LibraryDep
+) -> Response:
+    """The audio as base64 in JSON lines, each with the characters that start in it."""
+    begun = await _begin(request, voice_id, settings, pool, library, timings=True)
+    if isinstance(begun, JSONResponse):
+        return begun
+    utterance, speed = begun
+    lines = abort_on_failure(utterance.request_id, _lines(utterance, speed))
+    return AudioStreamResponse(lines, on_close=utterance.release, media_type=NDJSON,
+                               headers={"X-Request-Id": utterance.request_id})  # fmt: skip
+
+
+async def _lines(utterance: Utterance, speed: float) -> AsyncIterator[bytes]:
+    aligner = Aligner(speed, relative=False)
+    async for audio in utterance.audio():
+        aligner.feed(utterance.stream.timings)
+        sent_ms = utterance.stream.pcm_bytes / 2 / utterance.source_rate * 1000
+        yield _line(audio, aligner.message(sent_ms / aligner.speed))
+    aligner.feed(utterance.stream.timings)
+    rest = aligner.message(None)
+    if rest["alignment"] or rest["normalizedAlignment"]:
+        yield _line(b"", rest)
+
+
+def _line(audio: bytes, alignment: dict[str, Any]) -> bytes:
+    line = {
+        "audio_base64": base64.b64encode(audio).decode(),
+        "alignment": _seconds(alignment["alignment"]),
+        "normalized_alignment": _seconds(alignment["normalizedAlignment"]),
+    }
+    return json.dumps(line).encode() + b"\n"
+
+
+def _seconds(alignment: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The WebSocket's millisecond alignment as the HTTP API's seconds."""
+    if alignment is None:
+        return None
+    starts = alignment["charStartTimesMs"]
+    ends = [s + d for s, d in zip(starts, alignment["charDurationsMs"], strict=True)]
+    return {
+        "characters": alignment["chars"],
+        "character_start_times_seconds": [s / 1000 for s in starts],
+        "character_end_times_seconds": [e / 1000 for e in ends],
+    }
