@@ -7,16 +7,10 @@ Client messages: ``{"text": " ", "context_id", "voice_settings"?}`` opens a cont
 for an unknown context opens it too); ``{"text", "context_id", "flush"?}`` adds text;
 ``{"context_id", "flush": true}`` speaks what is buffered; ``{"text": ""}`` is a keep-alive on
 multi-stream-input (it never ends anything) and the end of the text on stream-input (as the SDK
-sends it). With ``auto_mode=true`` (Pipecat's and LiveKit's default) each text message is a
-whole phrase: one that does not end in whitespace gets a space, so a sentence is spoken as soon
-as it arrives and is never joined to the next (Pipecat sends sentences without one).
-
-``{"context_id", "close_context": true}`` right after a bare flush (no text: the end of a turn,
-as Pipecat and LiveKit send it) finishes the context; any other close stops it, its audio at
-once (a barge-in: Pipecat closes mid-text, or again after the turn's close while its audio
-plays; LiveKit closes after a sentence's flush). ``{"close_socket": true}`` closes every
-context that way (leaving those already finishing), then the socket. Server: ``{"audio",
-"alignment", "normalizedAlignment", "contextId"}``,
+sends it); ``{"context_id", "close_context": true}`` finishes a context that was flushed since its
+last text (LiveKit and Pipecat send flush, then close, at the end of a turn) and stops one that
+was not (a barge-in: its audio stops at once); ``{"close_socket": true}`` does that for every
+context, then closes. Server: ``{"audio", "alignment", "normalizedAlignment", "contextId"}``,
 ``{"isFinal": true, "contextId"}``, errors as ``{"error", "message", "contextId"?}``.
 """
 
@@ -72,8 +66,7 @@ class BadMessage(Exception):
 class Context:
     utterance: Utterance
     aligner: Aligner
-    ended: bool = False  # its last message was a bare flush: a close finishes it
-    closed: bool = False  # finishing: no more text, and another close stops it
+    flushed: bool = False  # a flush came after its last text: closing it finishes it
 
 
 class ElevenLabsSession:
@@ -85,7 +78,6 @@ class ElevenLabsSession:
         self.settings, self.pool, self.library = settings, pool, library
         self.format, self.rate = output_format(ws.query_params.get("output_format"))
         self.relative = ws.query_params.get("sync_alignment", "false").lower() != "true"
-        self.auto = ws.query_params.get("auto_mode", "false").lower() == "true"
         self.contexts: dict[str, Context] = {}
         self.sending = asyncio.Lock()
         self.closing = False
@@ -109,7 +101,7 @@ class ElevenLabsSession:
         if data.get("close_socket") is True:
             self.closing = True
             for context_id in list(self.contexts):
-                await self._close(context_id, socket=True)
+                await self._close(context_id)
             return
         context_id = str(data.get("context_id") or DEFAULT_CONTEXT) if self.multi else ""
         text = data.get("text")
@@ -119,27 +111,22 @@ class ElevenLabsSession:
             return
         if text == "" and not data.get("flush"):
             if not self.multi and context is not None:  # the single context's end of text
-                self.closing = context.ended = True
-                await self._close(context_id)
+                self.closing = True
+                context.utterance.end()
             return  # a keep-alive
         if context is None:
             if text is None:
                 raise BadMessage(f"context {context_id!r} is not open: send text first")
             context = await self._open(context_id, data)
-        if context.closed:
-            raise BadMessage(f"context {context_id!r} is closed: open a new one")
         if text:
-            self._send_text(context, text)
+            try:
+                context.utterance.send_text(text_piece(text))
+            except InvalidRequest as error:
+                raise BadMessage(str(error)) from None
+            context.flushed = False
         if data.get("flush") is True:
             context.utterance.flush()
-        context.ended = bool(data.get("flush") is True and not text)
-
-    def _send_text(self, context: Context, text: object) -> None:
-        try:
-            piece = text_piece(text)
-        except InvalidRequest as error:
-            raise BadMessage(str(error)) from None
-        context.utterance.send_text(piece + " " if self.auto and not piece[-1].isspace() else piece)
+            context.flushed = True
 
     async def _open(self, context_id: str, data: dict[str, Any]) -> Context:
         limit = self.settings.elevenlabs_max_contexts if self.multi else 1
@@ -185,12 +172,11 @@ class ElevenLabsSession:
             await self._send({"error": failure.code, "message": failure.message}, context_id)
         await self._final(context_id, context)
 
-    async def _close(self, context_id: str, socket: bool = False) -> None:
+    async def _close(self, context_id: str) -> None:
         context = self.contexts.get(context_id)
-        if context is None or (socket and context.closed):
+        if context is None:
             return
-        if context.ended and not context.closed:
-            context.closed = True
+        if context.flushed:
             context.utterance.end()  # finish what was flushed, then isFinal
             return
         await context.utterance.cancel()  # a barge-in: stop now
