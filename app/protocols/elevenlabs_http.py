@@ -137,16 +137,7 @@ async def stream(
     request: Request, voice_id: str, settings: SettingsDep, pool: PoolDep, library: LibraryDep
 ) -> Response:
     """ElevenLabs' streaming text-to-speech: the audio in ``output_format`` as it comes."""
-    begun = await _begin(request, voice_id, settings, pool, library, timings=False)
-    if isinstance(begun, JSONResponse):
-        return begun
-    utterance, _ = begun
-    return AudioStreamResponse(
-        abort_on_failure(utterance.request_id, utterance.audio()),
-        on_close=utterance.release,
-        media_type=utterance.media_type,
-        headers={"request-id": utterance.request_id, "X-Request-Id": utterance.request_id},
-    )
+    return await _respond(request, voice_id, settings, pool, library, timestamps=False)
 
 
 @router.post(
@@ -157,13 +148,25 @@ async def stream_with_timestamps(
     request: Request, voice_id: str, settings: SettingsDep, pool: PoolDep, library: LibraryDep
 ) -> Response:
     """The audio as base64 in JSON lines, each with the characters that start in it."""
-    begun = await _begin(request, voice_id, settings, pool, library, timings=True)
+    return await _respond(request, voice_id, settings, pool, library, timestamps=True)
+
+
+async def _respond(
+    request: Request, voice_id: str, settings: Settings, pool: PoolDep, library: LibraryDep,
+    timestamps: bool,
+) -> Response:  # fmt: skip
+    """The refusal, or the audio (as JSON lines with its alignment, with ``timestamps``)."""
+    begun = await _begin(request, voice_id, settings, pool, library, timings=timestamps)
     if isinstance(begun, JSONResponse):
         return begun
     utterance, speed = begun
-    lines = abort_on_failure(utterance.request_id, _lines(utterance, speed))
-    return AudioStreamResponse(lines, on_close=utterance.release, media_type=NDJSON,
-                               headers={"X-Request-Id": utterance.request_id})  # fmt: skip
+    body = _lines(utterance, speed) if timestamps else utterance.audio()
+    return AudioStreamResponse(
+        abort_on_failure(utterance.request_id, body),
+        on_close=utterance.release,
+        media_type=NDJSON if timestamps else utterance.media_type,
+        headers={"X-Request-Id": utterance.request_id},
+    )
 
 
 async def _lines(utterance: Utterance, speed: float) -> AsyncIterator[bytes]:
