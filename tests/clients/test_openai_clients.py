@@ -19,8 +19,11 @@ TEXT = "A cloned voice, through the client."
 async def test_pipecat_openai_speaks_the_clone_through_an_openai_name(
     agent_server: Server,
 ) -> None:
+    # Pipecat ends a context that is silent for stop_frame_timeout_s (3 s by default): a busy
+    # 2-core CPU can take longer than that to the first audio.
     tts = OpenAITTSService(base_url=f"{agent_server.url}/v1", api_key=API_KEY,
-                           settings=OpenAITTSService.Settings(voice="alloy"))  # fmt: skip
+                           settings=OpenAITTSService.Settings(voice="alloy"),
+                           stop_frame_timeout_s=30)  # fmt: skip
     arrivals = await run_pipeline(tts, [TTSSpeakFrame(TEXT)])
     errors = [a.frame for a in arrivals if isinstance(a.frame, ErrorFrame)]
     assert not errors, errors

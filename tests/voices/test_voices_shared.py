@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,8 +45,13 @@ def second(server: Server, english_dir: Path, tmp_path_factory: pytest.TempPathF
 
 
 def test_a_restart_finds_voices_ready_without_recomputing(second: Server, server: Server) -> None:
-    workers = second.status()["workers"]
-    assert all("kept.wav" in w["cached_voices"] for w in workers)  # pre-cached at start-up
+    def cached() -> bool:
+        return all("kept.wav" in w["cached_voices"] for w in second.status()["workers"])
+
+    deadline = time.monotonic() + 60  # pre-cached at start-up, beside serving (slow when busy)
+    while not cached() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cached()
     stored = prepared_conditioning(server, "kept.wav")
     assert stored.stat().st_mtime_ns == second.stored_mtime  # type: ignore[attr-defined]
     here, there = (parse_wav(speak(s, "kept.wav").content)[1] for s in (second, server))
