@@ -1,9 +1,11 @@
 """Our per-chunk character times (``Timings``) as ElevenLabs' per-message ``alignment``.
 
 A character goes out with the first audio message sent once both its time is known (its
-chunk's Timings came) and the audio sent reaches its start. Between two chunks a space is
-inserted (the space between them belongs to neither chunk's text), so clients that split words
-on spaces (Pipecat, LiveKit) do not join the last word of one sentence to the next.
+chunk's Timings came) and the audio sent reaches its start. Each chunk is followed by a space
+(at its end, lasting nothing), as ElevenLabs' alignment ends with the space its text ended with:
+clients that split words on spaces (Pipecat, LiveKit) then neither join the last word of one
+sentence to the next nor hold a chunk's last word back until the next chunk (Pipecat would give
+a context's last word no time of its own).
 
 Times are divided by the tempo (the worker's times are before the master's tempo). Two clocks,
 as the two clients read them:
@@ -33,15 +35,14 @@ class _Chars:
     clock: float = 0.0  # relative mode: the end of the last character sent
 
     def add(self, text: str, starts: list[float], ends: list[float], speed: float) -> None:
-        if self.ends or self.clock:
-            gap = self.ends[-1] if self.ends else self.clock
-            first = starts[0] / speed if starts else gap
-            self.chars.append(" ")
-            self.starts.append(gap)
-            self.ends.append(max(gap, first))
         self.chars.extend(text)
         self.starts.extend(s / speed for s in starts)
         self.ends.extend(e / speed for e in ends)
+        if text and not text[-1].isspace():
+            end = self.ends[-1]
+            self.chars.append(" ")
+            self.starts.append(end)
+            self.ends.append(end)
 
     def take(self, until_ms: float | None, relative: bool) -> dict[str, Any] | None:
         """The characters starting before ``until_ms`` (None: all) as one alignment."""
