@@ -7,10 +7,14 @@ Client messages: ``{"text": " ", "context_id", "voice_settings"?}`` opens a cont
 for an unknown context opens it too); ``{"text", "context_id", "flush"?}`` adds text;
 ``{"context_id", "flush": true}`` speaks what is buffered; ``{"text": ""}`` is a keep-alive on
 multi-stream-input (it never ends anything) and the end of the text on stream-input (as the SDK
-sends it); ``{"context_id", "close_context": true}`` finishes a context that was flushed since its
-last text (LiveKit and Pipecat send flush, then close, at the end of a turn) and stops one that
-was not (a barge-in: its audio stops at once); ``{"close_socket": true}`` does that for every
-context, then closes. Server: ``{"audio", "alignment", "normalizedAlignment", "contextId"}``,
+sends it); ``{"context_id", "close_context": true}`` finishes a context whose last message was a
+flush without text (the end of a turn: Pipecat and LiveKit send that flush, then the close) and
+otherwise stops it at once (a barge-in: text was sent since, or the context was closed before;
+Pipecat closes a finished turn again when the user interrupts its audio);
+``{"close_socket": true}`` does that for every context, then closes. With ``?auto_mode=true``
+(both frameworks' default) each text message ends a word, so a message ending a sentence is
+spoken at once rather than when the next text shows that the sentence is over.
+Server: ``{"audio", "alignment", "normalizedAlignment", "contextId"}``,
 ``{"isFinal": true, "contextId"}``, errors as ``{"error", "message", "contextId"?}``.
 """
 
@@ -66,7 +70,8 @@ class BadMessage(Exception):
 class Context:
     utterance: Utterance
     aligner: Aligner
-    flushed: bool = False  # a flush came after its last text: closing it finishes it
+    ending: bool = False  # its last message was a flush without text: a close finishes it
+    closed: bool = False  # a close finishes it: a second close stops it
 
 
 class ElevenLabsSession:
@@ -77,7 +82,8 @@ class ElevenLabsSession:
         self.ws, self.voice_id, self.multi = ws, voice_id, multi
         self.settings, self.pool, self.library = settings, pool, library
         self.format, self.rate = output_format(ws.query_params.get("output_format"))
-        self.relative = ws.query_params.get("sync_alignment", "false").lower() != "true"
+        self.relative = not _flag(ws, "sync_alignment")
+        self.auto_mode = _flag(ws, "auto_mode")
         self.contexts: dict[str, Context] = {}
         self.sending = asyncio.Lock()
         self.closing = False
@@ -119,14 +125,15 @@ class ElevenLabsSession:
                 raise BadMessage(f"context {context_id!r} is not open: send text first")
             context = await self._open(context_id, data)
         if text:
+            if self.auto_mode and not text[-1].isspace():
+                text += " "  # the message is a whole phrase: its last word is complete
             try:
                 context.utterance.send_text(text_piece(text))
             except InvalidRequest as error:
                 raise BadMessage(str(error)) from None
-            context.flushed = False
+        context.ending = data.get("flush") is True and not text
         if data.get("flush") is True:
             context.utterance.flush()
-            context.flushed = True
 
     async def _open(self, context_id: str, data: dict[str, Any]) -> Context:
         limit = self.settings.elevenlabs_max_contexts if self.multi else 1
@@ -176,7 +183,8 @@ class ElevenLabsSession:
         context = self.contexts.get(context_id)
         if context is None:
             return
-        if context.flushed:
+        if context.ending and not context.closed:
+            context.closed = True
             context.utterance.end()  # finish what was flushed, then isFinal
             return
         await context.utterance.cancel()  # a barge-in: stop now
@@ -200,6 +208,10 @@ class ElevenLabsSession:
         for context in list(self.contexts.values()):
             await context.utterance.close()
         self.contexts.clear()
+
+
+def _flag(ws: WebSocket, name: str) -> bool:
+    return ws.query_params.get(name, "false").lower() == "true"
 
 
 def _parse(message: str) -> dict[str, Any]:

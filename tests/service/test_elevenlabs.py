@@ -112,3 +112,45 @@ def test_limits_and_refusals_are_errors_and_a_dropped_socket_frees_its_slots(
         assert time.perf_counter() - dropped < 1.0, "a dropped socket kept its contexts' slots"
 
     asyncio.run(run())
+
+
+async def _next_audio(ws: Any, context: str) -> dict[str, Any]:
+    while True:
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout=120))
+        if message.get("contextId") == context:
+            assert message.get("audio"), message
+            return message
+
+
+def test_auto_mode_speaks_a_sentence_at_once_and_a_close_after_text_stops(
+    server: Server, tmp_path: Path
+) -> None:
+    """The frameworks' turn: sentences (auto_mode: no trailing space needed), an empty flush
+    and a close finish it; a close after text, or a second close, is a barge-in."""
+    upload(server, "eleven-auto.wav", clip_bytes(tmp_path, seed=9))
+    url = _url(server, "eleven-auto.wav", "output_format=pcm_24000&auto_mode=true")
+
+    async def barge_in(ws: Any, context: str) -> None:
+        await _next_audio(ws, context)  # still speaking
+        closed = time.perf_counter()
+        await ws.send(json.dumps({"context_id": context, "close_context": True}))
+        assert (await _until_final(ws, context))[-1].get("isFinal")
+        assert time.perf_counter() - closed < 0.2
+
+    async def run() -> None:
+        headers = {"xi-api-key": server.headers.get("X-API-Key", "")}
+        async with websockets.connect(url, additional_headers=headers) as ws:
+            await ws.send(json.dumps({"text": " ", "context_id": "a"}))
+            await ws.send(json.dumps({"text": "The keeper climbed.", "context_id": "a"}))
+            await _next_audio(ws, "a")  # no flush, no next text: the sentence was complete
+            await ws.send(json.dumps({"text": TEXT * 3, "context_id": "a"}))
+            await ws.send(json.dumps({"context_id": "a", "flush": True}))
+            await ws.send(json.dumps({"context_id": "a", "close_context": True}))
+            await _next_audio(ws, "a")  # the turn's end: its audio goes on
+            await barge_in(ws, "a")  # Pipecat closes it again on an interruption
+
+            # LiveKit flushes every sentence: a close after one is a barge-in
+            await ws.send(json.dumps({"text": TEXT * 3, "context_id": "b", "flush": True}))
+            await barge_in(ws, "b")
+
+    asyncio.run(run())
