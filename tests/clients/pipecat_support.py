@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from pipecat.frames.frames import EndFrame, Frame, StartFrame
@@ -37,7 +37,8 @@ class Recorder(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
-Step = Frame | float  # a frame to queue, or seconds to wait before the next
+# a frame to queue, seconds to wait before the next, or something to await before the next
+Step = Frame | float | Callable[[], Awaitable[object]]
 
 
 async def run_pipeline(service: FrameProcessor, steps: Sequence[Step],
@@ -59,8 +60,10 @@ async def run_pipeline(service: FrameProcessor, steps: Sequence[Step],
         for step in steps:
             if isinstance(step, Frame):
                 await worker.queue_frame(step)
-            else:
+            elif isinstance(step, float | int):
                 await asyncio.sleep(step)
+            else:
+                await step()
         await worker.queue_frame(EndFrame())
 
     runner = WorkerRunner(handle_sigint=False)
