@@ -10,7 +10,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .cache/uv/bin/uv)
 STAMP := $(VENV)/.installed
 TINY_CKPT ?= .cache/checkpoints/chatterbox-tiny
 
-.PHONY: install serve demo test lint lock bench bench-nano bench-service bench-formats bench-concurrency bench-gpu gpu-wheels gpu-site checkpoint clean
+.PHONY: install serve demo test lint lock bench bench-nano bench-service bench-agent-latency bench-formats bench-concurrency bench-gpu gpu-wheels gpu-site checkpoint clean
 
 install: $(STAMP)
 
@@ -84,6 +84,11 @@ $(NANO_CKPT)/random_weights.json: | $(STAMP)
 # The service end to end: HTTP time to first audio vs the engine's, slot release, 8 concurrent.
 bench-service: install $(TINY_CKPT)/random_weights.json
 	$(BIN)/python scripts/bench_service.py --model-path $(TINY_CKPT) --out .cache/bench_service.json
+
+# Voice agents: a sentence's end to its first audio, ElevenLabs' WebSocket vs /tts/stream.
+bench-agent-latency: install $(TINY_CKPT)/random_weights.json
+	$(BIN)/python scripts/bench_agent_latency.py --model-path $(TINY_CKPT) \
+		--out .cache/bench_agent_latency.json
 
 # Output formats: bytes per second, encoder CPU, first-chunk delay (docs/API.md has the table).
 bench-formats: install $(TINY_CKPT)/random_weights.json
