@@ -58,9 +58,11 @@ class Server:
         # cwd is a scratch directory so a developer's ./.env cannot change the test server.
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
+        self.log: Path | None = None  # where its output (master and workers) goes, if anywhere
 
     def start(self, *args: str, log: Path | None = None) -> Server:
         """``python -m app *args``; its output (master and workers) to ``log`` if given."""
+        self.log = log
         output = log.open("wb") if log is not None else None
         self.process = subprocess.Popen(
             [sys.executable, "-m", "app", *args],

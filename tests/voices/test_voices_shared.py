@@ -40,8 +40,17 @@ def second(server: Server, english_dir: Path, tmp_path_factory: pytest.TempPathF
     assert stored.is_file()
     other = Server(english_dir, tmp, voices_dir=server.voices_dir, precache_voices="true")
     other.stored_mtime = stored.stat().st_mtime_ns  # type: ignore[attr-defined]
-    with other.running():
+    with other.running(log=tmp / "second.log"):
         yield other
+
+
+def why_not_cached(server: Server) -> str:
+    """The workers' status and the log's lines about voices, workers and errors."""
+    assert server.log is not None
+    lines = server.log.read_text(errors="replace").splitlines()
+    found = [line for line in lines if any(word in line.lower() for word in
+             ("voice", "worker", "error", "traceback", "warning"))]  # fmt: skip
+    return f"{server.status()['workers']}\n" + "\n".join(found[-40:])
 
 
 def test_a_restart_finds_voices_ready_without_recomputing(second: Server, server: Server) -> None:
@@ -51,7 +60,7 @@ def test_a_restart_finds_voices_ready_without_recomputing(second: Server, server
     deadline = time.monotonic() + 60  # pre-cached at start-up, beside serving (slow when busy)
     while not cached() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert cached()
+    assert cached(), why_not_cached(second)
     stored = prepared_conditioning(server, "kept.wav")
     assert stored.stat().st_mtime_ns == second.stored_mtime  # type: ignore[attr-defined]
     here, there = (parse_wav(speak(s, "kept.wav").content)[1] for s in (second, server))
