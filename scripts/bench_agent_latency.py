@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import io
 import json
-import signal
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ import websockets
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from scripts.bench_service import KEY, report, start_service  # noqa: E402
+from scripts.bench_service import KEY, serve_and_report, service_options  # noqa: E402
 
 SENTENCE = "The keeper climbed the stairs every evening to light the lamp."
 REST = " He counted every step as he went."
@@ -39,14 +38,7 @@ GAP_S = 0.02
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-path", required=True)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--workers", type=int, default=1, help="WORKERS_PER_DEVICE")
-    parser.add_argument("--slots", type=int, default=4, help="CONCURRENT_REQUESTS_PER_WORKER")
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--out", type=Path)
-    return parser.parse_args()
+    return service_options(__doc__, slots=4, runs=10).parse_args()
 
 
 def words(text: str) -> list[str]:
@@ -124,14 +116,7 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    args = parse_args()
-    process, url = start_service(args)
-    try:
-        result = asyncio.run(bench(args, url))
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=120)
-    report(result, args.out)
+    serve_and_report(parse_args(), bench)
 
 
 if __name__ == "__main__":

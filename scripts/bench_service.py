@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +42,22 @@ def report(result: dict[str, Any], out: Path | None) -> None:
         out.write_text(text + "\n")
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
+def service_options(description: str | None, slots: int, runs: int) -> argparse.ArgumentParser:
+    """The options of a benchmark against the running service (start_service reads them)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model-path", required=True)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=1, help="WORKERS_PER_DEVICE")
-    parser.add_argument("--slots", type=int, default=8, help="CONCURRENT_REQUESTS_PER_WORKER")
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--slots", type=int, default=slots, help="CONCURRENT_REQUESTS_PER_WORKER")
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--out", type=Path)
+    return parser
+
+
+def parse_args() -> argparse.Namespace:
+    parser = service_options(__doc__, slots=8, runs=7)
     parser.add_argument("--tokens", type=int, default=100, help="fixed_token_count per request")
     parser.add_argument("--concurrent", type=int, default=8)
-    parser.add_argument("--out", type=Path)
     return parser.parse_args()
 
 
@@ -221,15 +228,22 @@ async def bench(args: argparse.Namespace, url: str) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    args = parse_args()
+def serve_and_report(
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace, str], Awaitable[dict[str, Any]]],
+) -> None:
+    """Start the service, ``run`` a benchmark against its URL, stop it, report the result."""
     process, url = start_service(args)
     try:
-        result = asyncio.run(bench(args, url))
+        result = asyncio.run(run(args, url))
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
     report(result, args.out)
+
+
+def main() -> None:
+    serve_and_report(parse_args(), bench)
 
 
 if __name__ == "__main__":
