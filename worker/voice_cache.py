@@ -1,7 +1,8 @@
 """Each worker's cache of voice conditioning: memory (LRU) in front of the library's disk copy.
 
 Keyed by the voice's content hash, so an overwritten voice is a different entry and a request
-racing the overwrite gets the old voice or the new one, never a mix. On a miss the conditioning
+racing the overwrite gets the old voice or the new one, never a mix. Voices with the same
+content share an entry, which is listed under each of their ids. On a miss the conditioning
 is read from ``.prepared/<hash>/<variant>.pt`` if a worker (of any master on the volume) already
 computed it, else computed from the prepared clip and saved there for the next restart.
 """
@@ -36,30 +37,36 @@ class VoiceCache:
     def __init__(self, model: LoadedModel, max_voices: int = 32) -> None:
         self.model = model
         self.max_voices = max_voices
-        self._entries: OrderedDict[str, tuple[str, VoiceConditioning]] = OrderedDict()
+        # content hash -> (the voice ids it was asked for by, its conditioning)
+        self._entries: OrderedDict[str, tuple[set[str], VoiceConditioning]] = OrderedDict()
         self._lock = asyncio.Lock()
 
     @property
     def voice_ids(self) -> list[str]:
-        return sorted({voice_id for voice_id, _ in self._entries.values()})
+        return sorted({voice_id for owners, _ in self._entries.values() for voice_id in owners})
 
     async def get(self, voice_id: str, clip: str, content_hash: str) -> VoiceConditioning:
         """The conditioning of the prepared ``clip``, computed (in a thread) at most once."""
         async with self._lock:  # one computation at a time; a second request waits and reuses it
             if content_hash in self._entries:
                 self._entries.move_to_end(content_hash)
-                return self._entries[content_hash][1]
+                owners, voice = self._entries[content_hash]
+                owners.add(voice_id)
+                return voice
             loop = asyncio.get_running_loop()
             voice = await loop.run_in_executor(None, self._load_or_compute, Path(clip))
-            self._entries[content_hash] = (voice_id, voice)
+            self._entries[content_hash] = ({voice_id}, voice)
             while len(self._entries) > self.max_voices:
                 evicted, _ = self._entries.popitem(last=False)
                 log.info("voice cache full (%d): dropped %s", self.max_voices, evicted[:12])
             return voice
 
     def invalidate(self, voice_id: str) -> None:
-        for key in [k for k, (owner, _) in self._entries.items() if owner == voice_id]:
-            del self._entries[key]
+        """``voice_id`` was deleted or replaced: its entry goes, unless another voice has it."""
+        for key, (owners, _) in list(self._entries.items()):
+            owners.discard(voice_id)
+            if not owners:
+                del self._entries[key]
 
     def _load_or_compute(self, clip: Path) -> VoiceConditioning:
         voice = self._conditioning(clip)

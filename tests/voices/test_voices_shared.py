@@ -108,6 +108,22 @@ async def test_the_worker_cache_evicts_the_least_recently_used_voice(
     assert cache.voice_ids == ["v1.wav", "v3.wav"]  # v2 was the least recently used
 
 
+async def test_voices_of_the_same_content_share_an_entry_listed_under_each_id(
+    english_model: LoadedModel, tmp_path: Path
+) -> None:
+    library = VoiceLibrary(tmp_path / "voices", tmp_path / "preloaded")
+    data = clip_bytes(tmp_path, seed=12)
+    cache = VoiceCache(english_model, max_voices=2)
+    for voice_id in ("one.wav", "two.wav"):
+        clip, digest = library.prepared_clip(library.add(voice_id, data, overwrite=False))
+        await cache.get(voice_id, str(clip), digest)
+    assert cache.voice_ids == ["one.wav", "two.wav"]
+    cache.invalidate("one.wav")  # replaced or deleted: the other still has the entry
+    assert cache.voice_ids == ["two.wav"]
+    cache.invalidate("two.wav")
+    assert cache.voice_ids == []
+
+
 def test_a_prepared_clip_is_what_conditioning_is_computed_from(
     english_model: LoadedModel, tmp_path: Path
 ) -> None:
