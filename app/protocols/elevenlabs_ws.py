@@ -70,8 +70,7 @@ class BadMessage(Exception):
 class Context:
     utterance: Utterance
     aligner: Aligner
-    ending: bool = False  # its last message was a flush without text: a close finishes it
-    closed: bool = False  # a close finishes it: a second close stops it
+    ending: bool = False  # its last message was a flush without text: a (first) close finishes it
 
 
 class ElevenLabsSession:
@@ -183,8 +182,8 @@ class ElevenLabsSession:
         context = self.contexts.get(context_id)
         if context is None:
             return
-        if context.ending and not context.closed:
-            context.closed = True
+        if context.ending:
+            context.ending = False  # closed again, it stops
             context.utterance.end()  # finish what was flushed, then isFinal
             return
         await context.utterance.cancel()  # a barge-in: stop now

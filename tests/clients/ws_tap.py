@@ -33,7 +33,6 @@ class Passed:
     at: float  # time.monotonic() as it passed the relay
     to_client: bool
     data: dict[str, Any]
-    connection: int  # which of the relay's connections (0, 1 ...) it passed on
 
     @property
     def context(self) -> str | None:
@@ -66,13 +65,13 @@ async def tap(server: Server, tls_dir: Path | None = None) -> AsyncIterator[Tap]
 
     async def handle(client: ServerConnection) -> None:
         assert client.request is not None and relay is not None
-        connection, relay.connections = relay.connections, relay.connections + 1
+        relay.connections += 1
         headers = {k: v for k, v in client.request.headers.raw_items() if k.lower() == "xi-api-key"}
         async with websockets.connect(upstream + client.request.path, additional_headers=headers,
                                       max_size=None) as service:  # fmt: skip
             pumps = [
-                asyncio.create_task(_pump(service, client, relay, connection, True)),
-                asyncio.create_task(_pump(client, service, relay, connection, False)),
+                asyncio.create_task(_pump(service, client, relay, True)),
+                asyncio.create_task(_pump(client, service, relay, False)),
             ]
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
             for pump in pumps:
@@ -87,12 +86,11 @@ async def tap(server: Server, tls_dir: Path | None = None) -> AsyncIterator[Tap]
         yield relay
 
 
-async def _pump(source: Any, sink: Any, relay: Tap, connection: int, to_client: bool) -> None:
+async def _pump(source: Any, sink: Any, relay: Tap, to_client: bool) -> None:
     try:
         async for message in source:
             if isinstance(message, str):
-                data = json.loads(message)
-                relay.passed.append(Passed(time.monotonic(), to_client, data, connection))
+                relay.passed.append(Passed(time.monotonic(), to_client, json.loads(message)))
             await sink.send(message)
     except websockets.ConnectionClosed:
         pass
