@@ -91,7 +91,7 @@ class WorkerPool:
             raise PoolUnavailable(self.status().reason, retry, "not_ready")
         await self.dispatcher.submit(stream)
 
-    def send_text(self, stream: RequestStream, piece: TextPiece) -> None:
+    async def send_text(self, stream: RequestStream, piece: TextPiece) -> None:
         self.dispatcher.send_text(stream, piece)
 
     def release(self, stream: RequestStream) -> None:

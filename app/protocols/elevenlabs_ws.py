@@ -117,7 +117,7 @@ class ElevenLabsSession:
         if text == "" and not data.get("flush"):
             if not self.multi and context is not None:  # the single context's end of text
                 self.closing = True
-                context.utterance.end()
+                await context.utterance.end()
             return  # a keep-alive
         if context is None:
             if text is None:
@@ -127,12 +127,12 @@ class ElevenLabsSession:
             if self.auto_mode and not text[-1].isspace():
                 text += " "  # the message is a whole phrase: its last word is complete
             try:
-                context.utterance.send_text(text_piece(text))
+                await context.utterance.send_text(text_piece(text))
             except InvalidRequest as error:
                 raise BadMessage(str(error)) from None
         context.ending = data.get("flush") is True and not text
         if data.get("flush") is True:
-            context.utterance.flush()
+            await context.utterance.flush()
 
     async def _open(self, context_id: str, data: dict[str, Any]) -> Context:
         limit = self.settings.elevenlabs_max_contexts if self.multi else 1
@@ -184,7 +184,7 @@ class ElevenLabsSession:
             return
         if context.ending:
             context.ending = False  # closed again, it stops
-            context.utterance.end()  # finish what was flushed, then isFinal
+            await context.utterance.end()  # finish what was flushed, then isFinal
             return
         await context.utterance.cancel()  # a barge-in: stop now
         await self._final(context_id, context)

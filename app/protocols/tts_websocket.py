@@ -113,15 +113,15 @@ class StreamSession:
         kind = data.get("type")
         if kind is None and "text" in data:
             await self._start(data)
-            self._current().end()
+            await self._current().end()
         elif kind == "start":
             await self._start(data)
         elif kind == "text":
-            self._current().send_text(_text_piece(data.get("text")))
+            await self._current().send_text(_text_piece(data.get("text")))
         elif kind == "flush":
-            self._current().flush()
+            await self._current().flush()
         elif kind == "end":
-            self._current().end()
+            await self._current().end()
         elif kind == "cancel":
             await self._cancel()
         else:
@@ -170,7 +170,7 @@ class StreamSession:
             lambda ending: self._ended(utterance, ending),
         )
         if text is not None:
-            utterance.send_text(text)
+            await utterance.send_text(text)
 
     def _current(self) -> Utterance:
         utterance = self.utterance

@@ -125,28 +125,32 @@ class Utterance:
         """Its audio is being forwarded (:meth:`forward`) and it has not ended."""
         return self.task is not None and not self.task.done()
 
-    def send_text(self, text: str) -> None:
-        self._send(TextPiece(request_id=self.request_id, text=text))
-
-    def flush(self) -> None:
-        """Speak everything sent so far, even an unfinished sentence."""
-        self._send(TextPiece(request_id=self.request_id, flush=True))
-
-    def end(self) -> None:
-        """No more text: the audio ends after what was sent."""
-        self._send(TextPiece(request_id=self.request_id, end=True))
-
-    def _send(self, piece: TextPiece) -> None:
-        self.chars += len(piece.text)
-        if self.text_limit is not None and self.chars > self.text_limit:
+    async def send_text(self, text: str) -> None:
+        """Add ``text``; waits while this request's text not yet taken by its worker is at its
+        bound (backpressure on this client alone). Over the utterance's limit: refused, and
+        nothing of it is kept, so later flushes and the end still work."""
+        if self.text_limit is not None and self.chars + len(text) > self.text_limit:
             raise ApiError(
                 "invalid_request",
-                f"an utterance may hold at most {self.text_limit} characters",
+                f"an utterance may hold at most {self.text_limit} characters "
+                f"({self.chars} sent so far, this text has {len(text)})",
                 "text",
             )
-        if piece.text and self.first_text is None:
+        self.chars += len(text)
+        if text and self.first_text is None:
             self.first_text = time.perf_counter()
-        self.pool.send_text(self.stream, piece)
+        await self._send(TextPiece(request_id=self.request_id, text=text))
+
+    async def flush(self) -> None:
+        """Speak everything sent so far, even an unfinished sentence."""
+        await self._send(TextPiece(request_id=self.request_id, flush=True))
+
+    async def end(self) -> None:
+        """No more text: the audio ends after what was sent."""
+        await self._send(TextPiece(request_id=self.request_id, end=True))
+
+    async def _send(self, piece: TextPiece) -> None:
+        await self.pool.send_text(self.stream, piece)
 
     async def audio(self) -> AsyncIterator[bytes]:
         """The encoded audio as it comes; raises StreamFailed if the worker fails."""
