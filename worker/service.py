@@ -160,11 +160,21 @@ class WorkerService:
         )
 
     async def _heartbeats(self) -> None:
-        parent = os.getppid()
+        """Beat until the master is gone (killed), then exit: nobody is left to serve.
+
+        A worker started as a subprocess is the master's child. A forked worker's parent is the
+        fork server, which may die while the master lives on (its workers carry on): it watches
+        the master itself, through the pipe multiprocessing keeps to it from the master.
+        """
+        from multiprocessing import parent_process
+
+        forked_from = parent_process()  # the master, for a forked worker; else None
+        master = forked_from.pid if forked_from is not None else os.getppid()
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            if os.getppid() != parent:  # the master is gone (killed): nobody to serve
-                log.warning("master process %d is gone; exiting", parent)
+            alive = forked_from.is_alive() if forked_from else os.getppid() == master
+            if not alive:
+                log.warning("master process %s is gone; exiting", master)
                 os._exit(1)
             await self._beat()
 

@@ -29,12 +29,17 @@ class AudioStreamResponse(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
+        except StreamAborted:
+            pass  # logged where it arose: returned unfinished, uvicorn drops the connection
         finally:
             self.on_close()
 
 
 class StreamAborted(Exception):
-    """Ends a response that cannot be completed; uvicorn then drops the connection."""
+    """Ends a response that cannot be completed. It stops at :class:`AudioStreamResponse`, which
+    returns with the body unfinished, so uvicorn drops the connection: an expected event (a worker
+    died), logged in one line, never as a traceback (the app's error handler and uvicorn would
+    each log one for an exception that reached them)."""
 
 
 async def abort_on_failure(request_id: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -44,5 +49,5 @@ async def abort_on_failure(request_id: str, chunks: AsyncIterator[bytes]) -> Asy
         async for data in chunks:
             yield data
     except StreamFailed as error:
-        log.error("request %s ended early: %s", request_id, error)
+        log.error("request %s ended early, its connection dropped: %s", request_id, error)
         raise StreamAborted(str(error)) from None

@@ -1,5 +1,8 @@
 """Starting workers: the fork server's preload never touches CUDA, a start in the background is a
-worker process from the first moment, and a fork server that fails falls back to a subprocess."""
+worker process from the first moment, a fork server that fails falls back to a subprocess, and a
+child whose fork server died is watched by itself while a new fork server starts, once.
+
+(A real fork server killed under real workers: ``tests/service/test_restart.py``.)"""
 
 from __future__ import annotations
 
@@ -9,10 +12,11 @@ import sys
 import threading
 import time
 
+import psutil
 import pytest
 
 from app.pool import launcher
-from app.pool.launcher import BackgroundStart, WorkerProcess
+from app.pool.launcher import BackgroundStart, ForkedProcess, WorkerProcess
 from tests.support.server import REPO
 
 # Every way torch asks CUDA about devices, recorded instead of answered, then the preload.
@@ -110,3 +114,81 @@ def test_a_failing_fork_server_falls_back_to_a_subprocess(
         time.sleep(0.01)
     assert seen == [({"CUDA_VISIBLE_DEVICES": "3"}, ["--worker-id=gpu3-w0"])]
     assert "fork server gone" in caplog.text and "subprocess" in caplog.text
+
+
+class Orphaned:
+    """multiprocessing's view of a fork server's child once the fork server is gone: the status
+    pipe closed, so the child "exited" with 255 whatever it does."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.exitcode = launcher.ORPHANED
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+
+@pytest.fixture
+def revivals(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    started: list[int] = []
+    monkeypatch.setattr(launcher.revival, "start", lambda: started.append(1))
+    return started
+
+
+def zombie(command: list[str]) -> subprocess.Popen[bytes]:
+    """A child that has exited and is not reaped yet."""
+    child = subprocess.Popen(command)
+    deadline = time.monotonic() + 10
+    while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return child
+
+
+def test_a_child_outlives_its_fork_server(revivals: list[int]) -> None:
+    child = sleeper()
+    worker = ForkedProcess(Orphaned(child.pid))  # type: ignore[arg-type]
+    assert worker.poll() is None and worker.poll() is None
+    assert revivals == [1]  # a new fork server, asked for once however often it is polled
+    with pytest.raises(subprocess.TimeoutExpired):
+        worker.wait(timeout=0.05)
+    worker.kill()
+    # Adopted (as by the master as PID 1; here it is the test's own child): reaped, its code read.
+    assert worker.wait(timeout=10) == -signal.SIGKILL
+    child.returncode = -signal.SIGKILL  # reaped above, behind Popen's back
+
+
+def test_a_child_that_exits_with_255_is_no_orphan(revivals: list[int]) -> None:
+    child = zombie(["sh", "-c", "exit 255"])
+    assert ForkedProcess(Orphaned(child.pid)).poll() == 255  # type: ignore[arg-type]
+    assert revivals == []
+    assert child.wait(timeout=10) == 255
+
+
+def test_without_a_pidfd_a_child_is_watched_in_proc() -> None:
+    child = sleeper()
+    assert launcher._alive_in_proc(child.pid)
+    child.kill()
+    dead = zombie(["true"])
+    assert not launcher._alive_in_proc(dead.pid)
+    child.wait(timeout=10)
+    dead.wait(timeout=10)
+    assert not launcher._alive_in_proc(dead.pid)
+
+
+def test_one_new_fork_server_at_a_time(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    go, warmed = threading.Event(), []
+
+    def warm() -> None:
+        warmed.append(1)
+        go.wait(10)
+
+    monkeypatch.setattr(launcher.Revival, "_warm", staticmethod(warm))
+    revival = launcher.Revival()
+    revival.start()
+    revival.start()  # the second of two workers orphaned together
+    go.set()
+    revival.join(10)
+    assert warmed == [1] and caplog.text.count("the fork server has died") == 1
