@@ -34,7 +34,7 @@ from common.validation import first_problem
 from .engine.conditioning import VoiceConditioning
 from .engine.errors import EngineError, InvalidRequestError
 from .engine.pipeline import StreamingEngine, SynthesisStats
-from .engine.text_feed import TextFeed
+from .engine.text_feed import Item, TextCutter, TextFeed
 from .engine.timings import ChunkTimings
 from .voice_cache import VoiceCache, VoiceUnavailableError
 
@@ -54,34 +54,40 @@ class JobRun:
         self.send = send
         self.worker_id = worker_id
         self.credits = asyncio.Semaphore(job.credit)
-        self.feed: TextFeed | None = None
-        self._early: list[TextPiece] = []  # text that arrived while the voice was loading
+        self._inbox: list[TextPiece] = []  # text not cut yet (from before the feed opened too)
+        self._text_waiting = asyncio.Event()
         self.stats = SynthesisStats()
         self.task: asyncio.Task[None] | None = None
+        self._cutting: asyncio.Task[None] | None = None
         self.reported = False  # a Done or Failed went out; if not, the end was a cancel
         self._timings: list[ChunkTimings] = []  # made by the engine, not sent yet
 
     def add_text(self, piece: TextPiece) -> None:
-        """Feed a streaming job; text for a job that has not opened its feed yet is kept."""
-        if self.feed is None:
-            self._early.append(piece)
-            return
-        if self.feed.closed:
-            return
-        try:
-            if piece.text:
-                self.feed.push(piece.text)
-        finally:
-            if piece.end:
-                self.feed.close()
-            elif piece.flush:
-                self.feed.flush()
+        """Take a piece of a streaming job's text: queued here, cut into chunks off the event
+        loop by :meth:`_cut_text` (text work there would hold up every other request)."""
+        self._inbox.append(piece)
+        self._text_waiting.set()
 
     def add_credit(self, chunks: int) -> None:
         for _ in range(chunks):
             self.credits.release()
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            if self._cutting is not None:
+                self._cutting.cancel()
+
+    async def _cut_text(self, feed: TextFeed) -> None:
+        """Feed what arrives to ``feed`` until it closes, each batch cut in a thread."""
+        while not feed.closed:
+            await self._text_waiting.wait()
+            self._text_waiting.clear()
+            batch, self._inbox = self._inbox, []
+            feed.put(await asyncio.to_thread(cut_pieces, feed.cutter, batch))
+
+    async def _run(self) -> None:
         request_id = self.job.request_id
         request_id_var.set(request_id)  # this task's log lines name the request
         log.info("started: voice %s", self.job.voice_id or "(built-in)")
@@ -91,9 +97,8 @@ class JobRun:
             # Chunking counts the model's tokens (pkuseg for Chinese): off the event loop,
             # which every other stream of this worker shares.
             text = await asyncio.to_thread(self.engine.validate, self.job.text, params)
-            self.feed = text
-            for piece in self._early:
-                self.add_text(piece)
+            if not text.closed:
+                self._cutting = asyncio.create_task(self._cut_text(text))
             on_timings = self._timings.append if self.job.timings else None
             stream = await self.engine.synthesize(text, params, voice, self.stats, on_timings)
         except (ValidationError, InvalidRequestError) as error:
@@ -139,18 +144,6 @@ class JobRun:
             return None
         return await self.voices.get(job.voice_id, job.voice_path, job.voice_hash)
 
-    @staticmethod
-    def cancelled_before_start(request_id: str) -> Done:
-        return Done(
-            request_id=request_id,
-            audio_seconds=0.0,
-            first_audio_ms=None,
-            total_ms=0.0,
-            speech_tokens=0,
-            text_chunks=0,
-            cancelled=True,
-        )
-
     async def _report(self, message: Done | Failed) -> None:
         self.reported = True
         await self.send(message, None)
@@ -176,6 +169,24 @@ class JobRun:
         await self._report(
             Failed(request_id=self.job.request_id, code=code, message=message, field=field)
         )
+
+
+def cut_pieces(cutter: TextCutter, pieces: list[TextPiece]) -> list[Item]:
+    """The chunks ``pieces`` release, in order (run in a thread: the cutter is used by one
+    call at a time). Text after the end is logged and ignored: the request is still fine."""
+    items: list[Item] = []
+    for piece in pieces:
+        if cutter.closed:
+            if piece.text:
+                log.warning("request %s: text after the end of its input", piece.request_id)
+            continue
+        if piece.text:
+            items += cutter.push(piece.text)
+        if piece.end:
+            items += cutter.close()
+        elif piece.flush:
+            items += cutter.flush()
+    return items
 
 
 def timings_message(request_id: str, timings: ChunkTimings) -> Timings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -100,3 +101,24 @@ def test_text_that_cannot_fit_ends_the_feed_after_the_chunks_before_it() -> None
     with pytest.raises(InvalidRequestError) as error:
         asyncio.run(feed.get())
     assert error.value.field == "text" and "'7'" in str(error.value)
+
+
+def _seconds_to_push(text: str) -> float:
+    best = float("inf")
+    for _ in range(3):
+        feed = TextFeed(limit(300))
+        started = time.perf_counter()
+        feed.push(text)
+        feed.close()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize("unit", ["🙂", "a", "日本"])
+def test_text_work_grows_in_proportion_to_its_length(unit: str) -> None:
+    """A run with no break to cut at (emoji, a letter, Hanzi) was cut in quadratic time: 40,000
+    emoji took 1.6 s, on the worker's event loop. Four times the text: about four times the
+    time (quadratic would be sixteen)."""
+    short = _seconds_to_push(unit * (5_000 // len(unit)))
+    long = _seconds_to_push(unit * (20_000 // len(unit)))
+    assert long < 8 * short + 0.05, f"20k: {short:.3f} s, 80k: {long:.3f} s"

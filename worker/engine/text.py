@@ -135,16 +135,20 @@ def _fitting(piece: str, limit: ChunkLimit, level: int) -> list[str]:
 
 
 def _cut_characters(word: str, limit: ChunkLimit) -> list[str]:
-    """The last resort: ``word`` cut between characters (never before a combining mark)."""
+    """The last resort: ``word`` cut between characters (never before a combining mark).
+
+    Each cut looks only at the next ``max_chars`` characters (no longer part can fit), so a
+    long word costs time in proportion to its length."""
     parts: list[str] = []
     while not limit.fits(word):
-        cut = _longest_fitting_prefix(word, limit)
+        cut = _longest_fitting_prefix(word[: limit.max_chars + 1], limit)
         parts.append(word[:cut])
         word = word[cut:]
     return [*parts, word] if word else parts
 
 
 def _longest_fitting_prefix(word: str, limit: ChunkLimit) -> int:
+    """The longest prefix of ``word`` that fits and ends before a character (binary search)."""
     cuts = [i for i in range(1, len(word)) if unicodedata.category(word[i])[0] != "M"]
     low, high = 0, len(cuts)  # cuts[:low] fit; cuts[high:] do not
     while low < high:
