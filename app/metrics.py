@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -90,6 +90,11 @@ class PoolCollector(Collector):
         yield _gauge("tts_queue_depth", "Requests waiting for a worker slot", pool.queued_requests)
         yield _gauge("tts_active_streams", "Requests holding a worker slot", pool.in_use)
         yield _gauge("tts_capacity", "Slots of the workers that are ready", pool.ready_capacity)
+        yield CounterMetricFamily(
+            "tts_undelivered_messages",
+            "Messages for a worker discarded when it was lost (each failed its request)",
+            value=pool.undelivered_messages,
+        )
         state = GaugeMetricFamily(
             "tts_worker_state", "1 for the state each worker is in", labels=["worker_id", "state"]
         )

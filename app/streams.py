@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from common.params import SynthesisParams
-from common.protocol import Done, Failed, Started, TextPiece, Timings
+from common.protocol import Done, Failed, Started, Timings
 
 
 class StreamFailed(Exception):
@@ -55,7 +55,6 @@ class RequestStream:
     first_audio_at: float | None = None
     events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     assigned: asyncio.Event = field(default_factory=asyncio.Event)
-    unsent_text: list[TextPiece] = field(default_factory=list)  # before a worker was assigned
     finished: bool = False  # Done or Failed was received
     done: Done | None = None
     pcm_bytes: int = 0  # audio handed to the route so far

@@ -6,11 +6,12 @@ its ``type``) and, for audio only, a second frame with the raw PCM bytes.
 Channels (sockets are created in ``app.pool`` and ``worker.service``):
 
 - jobs, master -> one worker (PUSH/PULL, one pair per worker, so the master decides which worker
-  gets a job): :class:`Job`, :class:`TextPiece`, :class:`Credit`.
+  gets a job): :class:`Job`, :class:`Cancel`, :class:`Credit` (sent before any text waiting),
+  :class:`TextPiece`. At most :data:`JOB_QUEUE_MESSAGES` wait in each end of the pair: the
+  master's outbox (``app.pool.outbox``) waits rather than drop, and chooses what goes next.
 - results, workers -> master (PUSH/PULL, one PULL in the master): :class:`Heartbeat`,
   :class:`Started`, :class:`Audio`, :class:`Timings`, :class:`Done`, :class:`Failed`.
-- control, master -> all workers (PUB/SUB): :class:`Cancel`, :class:`InvalidateVoice`,
-  :class:`Drain`.
+- control, master -> all workers (PUB/SUB): :class:`InvalidateVoice`, :class:`Drain`.
 
 Only these plain types cross the process boundary: a worker's exception becomes a
 :class:`Failed` with a code and a message fit for a client, never a pickled traceback.
@@ -23,6 +24,10 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from .params import SynthesisParams
+
+# Messages each end of a job socket pair may hold (ZeroMQ's high-water mark, set on both): what
+# is in the pipe is read in order, so this bounds what a Job or Cancel can find ahead of it.
+JOB_QUEUE_MESSAGES = 64
 
 # What a worker says of itself in its heartbeat ...
 ReportedState = Literal["starting", "loading", "ready", "draining", "failed"]
@@ -68,6 +73,8 @@ class Credit(Message):
 
 
 class Cancel(Message):
+    """Stop the request now; a Done with ``cancelled`` answers it."""
+
     type: Literal["cancel"] = "cancel"
     request_id: str
 
@@ -186,8 +193,8 @@ class Failed(Message):
     field: str | None = None
 
 
-ToWorker = Annotated[Job | TextPiece | Credit, Field(discriminator="type")]
-Control = Annotated[Cancel | InvalidateVoice | Drain, Field(discriminator="type")]
+ToWorker = Annotated[Job | TextPiece | Credit | Cancel, Field(discriminator="type")]
+Control = Annotated[InvalidateVoice | Drain, Field(discriminator="type")]
 FromWorker = Annotated[
     Heartbeat | Started | Audio | Timings | Done | Failed, Field(discriminator="type")
 ]

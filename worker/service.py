@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ import zmq
 import zmq.asyncio
 
 from common.protocol import (
+    JOB_QUEUE_MESSAGES,
     Cancel,
     Credit,
     Drain,
@@ -41,7 +41,6 @@ from .job import JobRun
 from .voice_cache import VoiceCache
 
 log = logging.getLogger(__name__)
-TOMBSTONES = 4096  # cancelled request ids remembered, for a cancel that overtakes its job
 
 
 @dataclass(frozen=True)
@@ -82,9 +81,8 @@ class WorkerService:
         self.engine: StreamingEngine | None = None
         self.voices: VoiceCache | None = None
         self.runs: dict[str, JobRun] = {}
-        self.cancelled: deque[str] = deque(maxlen=TOMBSTONES)
         self.context = zmq.asyncio.Context()
-        self.jobs = self._socket(zmq.PULL, endpoints.jobs)
+        self.jobs = self._socket(zmq.PULL, endpoints.jobs, JOB_QUEUE_MESSAGES)
         self.results = self._socket(zmq.PUSH, endpoints.results)
         self.control = self._socket(zmq.SUB, endpoints.control)
         self.control.setsockopt(zmq.SUBSCRIBE, b"")
@@ -92,9 +90,11 @@ class WorkerService:
         self._stopped = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
 
-    def _socket(self, kind: int, endpoint: str) -> zmq.asyncio.Socket:
+    def _socket(self, kind: int, endpoint: str, hwm: int | None = None) -> zmq.asyncio.Socket:
         socket = self.context.socket(kind)
         socket.setsockopt(zmq.LINGER, 1000)
+        if hwm is not None:
+            socket.setsockopt(zmq.RCVHWM, hwm)
         socket.connect(endpoint)
         return socket
 
@@ -179,23 +179,25 @@ class WorkerService:
             await self._beat()
 
     async def _listen_jobs(self) -> None:
+        """Read the job socket as fast as it fills: nothing here waits or works on text (a
+        run's text is cut off the loop), so a Job never waits behind another request's text."""
         while True:
             message = decode_to_worker(await self.jobs.recv_multipart())
             if isinstance(message, Job):
                 self._start(message)
             elif (run := self.runs.get(message.request_id)) is None:
-                continue  # the job has ended (cancelled or failed): late text or credit
+                continue  # the job has ended (cancelled or failed): late text, credit or cancel
             elif isinstance(message, TextPiece):
-                self._add_text(run, message)
+                run.add_text(message)
             elif isinstance(message, Credit):
                 run.add_credit(message.chunks)
+            elif isinstance(message, Cancel) and run.task is not None:
+                run.task.cancel()
 
     async def _listen_control(self) -> None:
         while True:
             message = decode_control(await self.control.recv_multipart())
-            if isinstance(message, Cancel):
-                self._cancel(message.request_id)
-            elif isinstance(message, InvalidateVoice) and self.voices is not None:
+            if isinstance(message, InvalidateVoice) and self.voices is not None:
                 self.voices.invalidate(message.voice_id)
                 if self.precache and message.voice_path and message.voice_hash:
                     self._warm(message.voice_id, message.voice_path, message.voice_hash)
@@ -204,9 +206,6 @@ class WorkerService:
 
     def _start(self, job: Job) -> None:
         request_id = job.request_id
-        if request_id in self.cancelled:
-            self._reply_later(JobRun.cancelled_before_start(request_id))
-            return
         if self.state != "ready":
             message = "this worker is shutting down; retry the request"
             self._reply_later(
@@ -246,18 +245,6 @@ class WorkerService:
         task = asyncio.create_task(self.send(message))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    def _add_text(self, run: JobRun, piece: TextPiece) -> None:
-        try:
-            run.add_text(piece)
-        except Exception as error:  # text after the end: the request itself is still fine
-            log.warning("request %s: %s", piece.request_id, error)
-
-    def _cancel(self, request_id: str) -> None:
-        self.cancelled.append(request_id)
-        run = self.runs.get(request_id)
-        if run is not None and run.task is not None:
-            run.task.cancel()
 
     def _finished(self, run: JobRun) -> None:
         self.runs.pop(run.job.request_id, None)

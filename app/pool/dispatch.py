@@ -6,6 +6,10 @@ job goes to the ready worker with the most free slots (ties: the one assigned le
 and never queues behind a busy one; a shared PUSH would deal jobs round-robin, busy or not. A
 worker's slots are what its heartbeat offers. With no free slot anywhere a request waits in a
 FIFO queue, up to ``QUEUE_TIMEOUT_SECONDS``; beyond ``MAX_QUEUED_REQUESTS`` it is refused at once.
+
+Everything for a worker goes through its :class:`~.outbox.Outbox`; a streaming request's text
+waits in its :class:`~.pending_text.PendingText` (from before it has a worker, too), where a
+client that sends faster than its worker takes text is held back.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from common.protocol import Cancel, Credit, Done, Failed, Job, TextPiece
 from common.settings import Settings
 
 from ..streams import Event, RequestStream
+from .pending_text import PendingText
 from .transport import Transport
 from .workers import WorkerHandle
 
@@ -45,6 +50,7 @@ class Dispatcher:
         self.streams: dict[str, RequestStream] = {}
         self.pending: deque[RequestStream] = deque()
         self.in_use: set[str] = set()  # requests submitted and not yet released by their route
+        self.texts: dict[str, PendingText] = {}  # the text of requests in use, not yet sent
         self.observers: list[StreamObserver] = []  # see every event delivered (metrics)
 
     @property
@@ -56,6 +62,7 @@ class Dispatcher:
         stream.on_consumed = self._credit
         self.streams[stream.request_id] = stream
         self.in_use.add(stream.request_id)
+        self.texts[stream.request_id] = PendingText()
         if (handle := self._pick()) is not None:
             self._assign(stream, handle)
             return
@@ -78,27 +85,39 @@ class Dispatcher:
                 ) from None
             raise
 
-    def send_text(self, stream: RequestStream, piece: TextPiece) -> None:
-        if stream.worker_id is None:
-            stream.unsent_text.append(piece)
-        elif (handle := self._handle(stream.worker_id)) is not None:
-            self.transport.send(handle, piece)
+    async def send_text(self, stream: RequestStream, piece: TextPiece) -> None:
+        """Queue ``piece`` for the request's worker, first waiting while its text not yet sent
+        is at the bound (backpressure on this request's client alone). Text for a request that
+        has ended goes nowhere: its client is told how it ended."""
+        pending = self.texts.get(stream.request_id)
+        if pending is None or stream.finished:
+            return
+        await pending.wait_for_room()
+        pending.add(piece)
+        handle = self._handle(stream.worker_id) if stream.worker_id is not None else None
+        if handle is not None and handle.outbox is not None:
+            handle.outbox.text_ready(pending)
 
     def release(self, stream: RequestStream) -> None:
         """The route is done with ``stream``: cancel the work if it has not finished."""
         stream.on_consumed = None
         self.in_use.discard(stream.request_id)
+        if (pending := self.texts.pop(stream.request_id, None)) is None:
+            return  # released before
+        pending.discard()
         if stream.finished:
             return
         if stream.worker_id is None:
             self._withdraw(stream)
         else:
-            self.transport.publish(Cancel(request_id=stream.request_id))
+            self._send(stream.worker_id, Cancel(request_id=stream.request_id))
 
     def deliver(self, request_id: str, event: Event) -> None:
         stream = self.streams.get(request_id)
         if isinstance(event, Done | Failed):
             self.streams.pop(request_id, None)
+            if (pending := self.texts.get(request_id)) is not None:
+                pending.discard()  # the worker would ignore it
             for handle in self.handles:
                 handle.active.discard(request_id)
             self.dispatch_pending()
@@ -141,21 +160,28 @@ class Dispatcher:
             credit=self.settings.stream_credit_chunks,
             timings=stream.want_timings,
         )
-        self.transport.send(handle, job)
-        for piece in stream.unsent_text:
-            self.transport.send(handle, piece)
-        stream.unsent_text.clear()
+        assert handle.outbox is not None  # a ready worker has one
+        handle.outbox.send(job)
+        if pending := self.texts.get(stream.request_id):
+            handle.outbox.text_ready(pending)
         stream.assigned.set()
 
     def _withdraw(self, stream: RequestStream) -> None:
         self.in_use.discard(stream.request_id)
+        if (pending := self.texts.pop(stream.request_id, None)) is not None:
+            pending.discard()
         with contextlib.suppress(ValueError):
             self.pending.remove(stream)
         if stream.worker_id is None:
             self.streams.pop(stream.request_id, None)
 
     def _credit(self, stream: RequestStream) -> None:
-        if stream.worker_id is None or stream.finished:
-            return
-        if (handle := self._handle(stream.worker_id)) is not None:
-            self.transport.send(handle, Credit(request_id=stream.request_id))
+        if stream.worker_id is not None and not stream.finished:
+            self._send(stream.worker_id, Credit(request_id=stream.request_id))
+
+    def _send(self, worker_id: str, message: Job | Cancel | Credit) -> None:
+        """Queue a control message; none is needed for a worker that is gone (its requests
+        were failed when it was lost)."""
+        handle = self._handle(worker_id)
+        if handle is not None and handle.outbox is not None:
+            handle.outbox.send(message)

@@ -92,7 +92,9 @@ class WorkerPool:
         await self.dispatcher.submit(stream)
 
     async def send_text(self, stream: RequestStream, piece: TextPiece) -> None:
-        self.dispatcher.send_text(stream, piece)
+        """Queue ``piece`` for the request's worker; waits while its unsent text is at the
+        bound (see pending_text.py)."""
+        await self.dispatcher.send_text(stream, piece)
 
     def release(self, stream: RequestStream) -> None:
         self.dispatcher.release(stream)
@@ -116,6 +118,7 @@ class WorkerPool:
             queued_requests=len(self.dispatcher.pending),
             in_use=len(self.dispatcher.in_use),
             workers=tuple(h.status() for h in self.handles),
+            undelivered_messages=self.transport.undelivered,
         )
 
     def _readiness(self) -> tuple[bool, str]:

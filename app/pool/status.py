@@ -47,6 +47,7 @@ class PoolStatus:
     queued_requests: int  # waiting for a slot
     in_use: int  # requests submitted and not yet released by their route
     workers: tuple[WorkerStatus, ...]
+    undelivered_messages: int = 0  # discarded with lost workers (each failed its request)
 
     @property
     def capacity(self) -> int:

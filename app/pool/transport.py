@@ -1,8 +1,10 @@
 """The master's ZeroMQ sockets: one job socket per worker, the shared results and control.
 
 All are ``ipc://`` endpoints in a private temporary directory (removed on close); the master
-binds, the workers connect. Sends never wait: a worker that stopped reading is the supervisor's
-business (its heartbeats stop), not a reason to block the event loop.
+binds, the workers connect. A worker's job socket is written by its :class:`Outbox`, which waits
+while the worker is not reading (a worker that stopped for good is the supervisor's business:
+its heartbeats stop) and never drops a message; control broadcasts (:class:`InvalidateVoice`,
+:class:`Drain`) never wait.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import zmq
 import zmq.asyncio
 from pydantic import ValidationError
 
-from common.protocol import FromWorker, Message, decode_from_worker, encode
+from common.protocol import JOB_QUEUE_MESSAGES, FromWorker, Message, decode_from_worker, encode
 
+from .outbox import Outbox
 from .workers import WorkerHandle
 
 log = logging.getLogger(__name__)
@@ -30,7 +33,8 @@ class Transport:
         self.results_endpoint = f"ipc://{self.runtime_dir}/results"
         self.control_endpoint = f"ipc://{self.runtime_dir}/control"
         self.context = zmq.asyncio.Context()
-        self.sync_context = zmq.Context()  # for sends, which use NOBLOCK on plain sockets
+        self.sync_context = zmq.Context()  # for broadcasts, which use NOBLOCK on plain sockets
+        self.undelivered = 0  # messages discarded with a lost worker (their requests failed)
         self.results = self.context.socket(zmq.PULL)
         self.control = self.sync_context.socket(zmq.PUB)
         # Nothing left unsent is worth waiting for at close, and a context collected without
@@ -43,27 +47,29 @@ class Transport:
         self.control.bind(self.control_endpoint)
 
     def open_jobs(self, handle: WorkerHandle) -> str:
-        """A fresh job socket for ``handle``'s current generation; its endpoint."""
+        """A fresh job socket and outbox for ``handle``'s current generation; its endpoint."""
+        self.close_jobs(handle)
         endpoint = f"ipc://{self.runtime_dir}/jobs-{handle.worker_id}-{handle.generation}"
-        handle.jobs = self.sync_context.socket(zmq.PUSH)
-        handle.jobs.setsockopt(zmq.LINGER, 0)
-        handle.jobs.bind(endpoint)
+        socket = self.context.socket(zmq.PUSH)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.SNDHWM, JOB_QUEUE_MESSAGES)
+        socket.bind(endpoint)
+        handle.outbox = Outbox(socket)
         return endpoint
 
-    @staticmethod
-    def close_jobs(handle: WorkerHandle) -> None:
-        if handle.jobs is not None:
-            handle.jobs.close(linger=0)
-            handle.jobs = None
-
-    @staticmethod
-    def send(handle: WorkerHandle, message: Message) -> None:
-        if handle.jobs is None:
+    def close_jobs(self, handle: WorkerHandle) -> None:
+        """Stop sending to ``handle`` (its worker is gone); what was not sent is counted."""
+        if handle.outbox is None:
             return
-        try:
-            handle.jobs.send_multipart(encode(message), flags=zmq.NOBLOCK)
-        except zmq.Again:  # the worker stopped reading: the supervisor deals with it
-            log.warning("worker %s is not taking messages", handle.worker_id)
+        unsent = handle.outbox.close()
+        handle.outbox = None
+        if unsent:
+            self.undelivered += unsent
+            log.warning(
+                "worker %s: %d message(s) not delivered; their requests were failed",
+                handle.worker_id,
+                unsent,
+            )
 
     def publish(self, message: Message) -> None:
         with contextlib.suppress(zmq.ZMQError):

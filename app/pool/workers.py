@@ -17,13 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import zmq
-
 from common.protocol import Heartbeat, WorkerState
 from common.settings import Settings
 
 from .. import gpus
 from .launcher import WorkerProcess, start_worker
+from .outbox import Outbox
 from .status import WorkerStatus
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ class WorkerHandle:
     capacity: int = 0  # slots the worker offers: its heartbeat says
     generation: int = 0
     process: WorkerProcess | None = None
-    jobs: zmq.Socket[bytes] | None = None
+    outbox: Outbox | None = None  # sends to the worker (None while it is not running)
     state: WorkerState = "stopped"
     active: set[str] = field(default_factory=set)
     spawned_at: float = 0.0

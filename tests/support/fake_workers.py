@@ -14,6 +14,7 @@ import zmq.asyncio
 
 from app.pool.workers import WorkerHandle
 from common.protocol import (
+    JOB_QUEUE_MESSAGES,
     Audio,
     Cancel,
     Done,
@@ -21,6 +22,7 @@ from common.protocol import (
     Job,
     ReportedState,
     Started,
+    ToWorker,
     decode_control,
     decode_to_worker,
     encode,
@@ -47,13 +49,17 @@ class FakeWorker:
     endpoints: tuple[str, str, str]  # jobs, results, control
     silent: bool = False  # stop heartbeating (a hung worker)
     jobs_seen: list[str] = field(default_factory=list)
+    received: list[ToWorker] = field(default_factory=list)  # every job-socket message, in order
+    reading: asyncio.Event = field(default_factory=asyncio.Event)  # clear: a stalled loop
     running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     async def run(self) -> None:
         context = zmq.asyncio.Context()
         jobs_endpoint, results_endpoint, control_endpoint = self.endpoints
         self.jobs = context.socket(zmq.PULL)
+        self.jobs.setsockopt(zmq.RCVHWM, JOB_QUEUE_MESSAGES)  # as the real worker's
         self.jobs.connect(jobs_endpoint)
+        self.reading.set()
         self.results = context.socket(zmq.PUSH)
         self.results.connect(results_endpoint)
         control = context.socket(zmq.SUB)
@@ -82,18 +88,20 @@ class FakeWorker:
 
     async def _jobs(self) -> None:
         while True:
+            await self.reading.wait()
             message = decode_to_worker(await self.jobs.recv_multipart())
+            self.received.append(message)
             if isinstance(message, Job):
                 self.jobs_seen.append(message.request_id)
                 task = asyncio.create_task(self._serve(message.request_id))
                 self.running[message.request_id] = task
+            elif isinstance(message, Cancel) and message.request_id in self.running:
+                self.running.pop(message.request_id).cancel()
+                await self._done(message.request_id, cancelled=True)
 
     async def _control(self, control: zmq.asyncio.Socket) -> None:
         while True:
-            message = decode_control(await control.recv_multipart())
-            if isinstance(message, Cancel) and message.request_id in self.running:
-                self.running.pop(message.request_id).cancel()
-                await self._done(message.request_id, cancelled=True)
+            decode_control(await control.recv_multipart())  # drains and invalidations: no-ops
 
     async def _serve(self, request_id: str) -> None:
         started = Started(request_id=request_id, worker_id=self.worker_id, sample_rate=24000)
