@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import parent_process
 
 import zmq
 import zmq.asyncio
@@ -166,8 +167,6 @@ class WorkerService:
         fork server, which may die while the master lives on (its workers carry on): it watches
         the master itself, through the pipe multiprocessing keeps to it from the master.
         """
-        from multiprocessing import parent_process
-
         forked_from = parent_process()  # the master, for a forked worker; else None
         master = forked_from.pid if forked_from is not None else os.getppid()
         while True:
