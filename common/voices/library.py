@@ -21,7 +21,6 @@ so two concurrent uploads of one id cannot both win.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 import unicodedata
@@ -34,6 +33,7 @@ import numpy as np
 
 from .clips import PREPARATION, decode, wav_bytes
 from .errors import VoiceError
+from .identity import ContentHashes
 
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".webm", ".opus", ".aac")
 PREPARED = ".prepared"
@@ -113,7 +113,7 @@ class VoiceLibrary:
     def __init__(self, voices_dir: Path, preloaded_dir: Path) -> None:
         self.voices_dir = voices_dir
         self.preloaded_dir = preloaded_dir
-        self._hashes: dict[tuple[str, int, int], str] = {}
+        self._hashes = ContentHashes(PREPARATION.encode())
         # Where prepared clips go when VOICES_DIR is read-only (a volume mounted that way).
         self.fallback_dir = Path(tempfile.gettempdir()) / "chatterbox-prepared"
 
@@ -136,15 +136,11 @@ class VoiceLibrary:
                     return Voice(name, directory / name, preloaded)
         raise VoiceError("not_found", f"voice {voice_id!r} not found")
 
-    def content_hash(self, voice: Voice) -> str:
-        stat = voice.path.stat()
-        key = (str(voice.path), stat.st_mtime_ns, stat.st_size)
-        if key not in self._hashes:
-            if len(self._hashes) > 10_000:
-                self._hashes.clear()
-            digest = hashlib.sha256(PREPARATION.encode() + b"\0" + voice.path.read_bytes())
-            self._hashes[key] = digest.hexdigest()
-        return self._hashes[key]
+    def content_hash(self, voice: Voice, recheck: bool = True) -> str:
+        """The voice's content hash: an open and fstat when remembered, the file hashed again
+        whenever it may have changed, whatever the volume's timestamps (common.voices.identity;
+        ``recheck`` is ``ContentHashes.digest``'s)."""
+        return self._hashes.digest(voice.path, recheck)
 
     def prepared_dir(self, content_hash: str) -> Path:
         return self.voices_dir / PREPARED / content_hash
@@ -161,8 +157,9 @@ class VoiceLibrary:
             if clip.is_file():
                 _unmark(clip.parent)
                 return clip, digest
-        if prepared is None:
-            prepared = decode(voice.path.read_bytes())
+        if prepared is None:  # hash what is decoded, in case the file changed since
+            digest, original = self._hashes.read(voice.path)
+            prepared = decode(original)
         data = wav_bytes(prepared)
         clip = self.prepared_dir(digest) / "clip.wav"
         try:

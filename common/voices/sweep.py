@@ -64,8 +64,10 @@ def sweep_prepared(library: VoiceLibrary, grace_seconds: float) -> Swept:
 
 
 def references(library: VoiceLibrary) -> set[str]:
-    """The content hashes of the library's voices (the entries they use)."""
-    return {library.content_hash(voice) for voice in library.voices()}
+    """The content hashes of the library's voices (the entries they use). Not re-read every
+    minute: a hash that is stale on a volume without ctime only delays a removal, or marks an
+    entry that its next use unmarks (and one removed is prepared again when next used)."""
+    return {library.content_hash(voice, recheck=False) for voice in library.voices()}
 
 
 def _mtime(path: Path) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
+from common.voices.identity import WINDOW_SECONDS
 from common.voices.library import VoiceLibrary
 from tests.support.server import Server, parse_wav
 from tests.support.voices import clip_bytes, speak, upload
@@ -75,6 +77,30 @@ def test_a_voice_added_through_one_master_speaks_through_the_other(
     assert upload(second, "from-b.wav", clip_bytes(tmp_path, seed=8)).status_code == 201
     assert "from-b.wav" in httpx.get(f"{server.url}/voices", headers=server.headers).json()
     assert speak(server, "from-b.wav").status_code == 200
+
+
+def test_a_voice_replaced_through_one_master_is_spoken_anew_by_the_other_whatever_its_mtime(
+    second: Server, server: Server, tmp_path: Path
+) -> None:
+    """The second master has served the old version, long enough ago to trust its hash; the
+    first replaces it with one of the same size and sets the mtime back (a coarse-mtime volume,
+    a copy that keeps it). The second's next request uses the new clip: its worker computes the
+    new content's conditioning, which nothing else does (the first does not pre-cache)."""
+    old, new = clip_bytes(tmp_path, seed=13), clip_bytes(tmp_path, seed=14)
+    assert len(old) == len(new) and old != new
+    assert upload(server, "replaced.wav", old).status_code == 201
+    settled = time.monotonic() + WINDOW_SECONDS
+    path = server.voices_dir / "replaced.wav"
+    before = path.stat()
+    time.sleep(max(0.0, settled - time.monotonic()))
+    assert speak(second, "replaced.wav").status_code == 200
+    assert upload(server, "replaced.wav", new, overwrite="true").status_code == 201
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert speak(second, "replaced.wav").status_code == 200
+    library = VoiceLibrary(server.voices_dir, server.preloaded_dir)  # never saw the old one
+    digest = library.content_hash(library.find("replaced.wav"))
+    assert (library.prepared_dir(digest) / "chatterbox.pt").is_file()
 
 
 async def test_concurrent_uploads_of_one_id_cannot_both_win(
