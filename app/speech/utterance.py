@@ -217,6 +217,9 @@ async def _open_stream(
             path, digest = await asyncio.to_thread(library.prepared_clip, voice)
         except VoiceError as error:
             raise ApiError(SPEECH_VOICE_CODES[error.kind], str(error), "voice_id") from None
+        except FileNotFoundError:  # deleted (by this master or another) since it was found
+            message = f"voice {request.voice_id!r} was deleted while this request was starting"
+            raise ApiError(SPEECH_VOICE_CODES["not_found"], message, "voice_id") from None
         clip = str(path)
     return RequestStream(
         text=request.text,

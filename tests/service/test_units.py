@@ -3,14 +3,20 @@ tests/deployment/test_gpu_pinning.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.audio.headers import format_from_accept
-from app.speech.requests import InvalidRequest, parse_speech_request
+from app.speech.requests import InvalidRequest, SpeechRequest, parse_speech_request
+from app.speech.utterance import Utterance
 from app.web.auth import key_matches, startup_problem
+from app.web.errors import ApiError
 from app.web.json_body import InvalidJson, parse_json_object
 from common.log_setup import redact
+from common.params import SynthesisParams
 from common.settings import Settings
+from common.voices.library import VoiceLibrary
 
 
 def settings(**values: object) -> Settings:
@@ -84,3 +90,21 @@ def test_accept_q_values_outside_zero_to_one_exclude_the_type() -> None:
 )  # fmt: skip
 def test_log_lines_lose_every_key(line: str, redacted: str) -> None:
     assert redact(line) == redacted
+
+
+async def test_a_voice_deleted_while_its_request_starts_is_a_404_naming_it(
+    tmp_path: Path,
+) -> None:
+    """Found, then gone before its clip was read (another master deleted it): a 500 before."""
+    library = VoiceLibrary(tmp_path / "voices", tmp_path / "preloaded")
+    clip = tmp_path / "voices" / "gone.wav"
+    clip.parent.mkdir(exist_ok=True)
+    clip.write_bytes(b"RIFF")  # found by name; deleted below before it is read
+    voice = library.find("gone.wav")
+    clip.unlink()
+    library.find = lambda voice_id: voice  # type: ignore[method-assign]
+    request = SpeechRequest("Hi.", "gone.wav", "wav", None, SynthesisParams())
+    with pytest.raises(ApiError) as refused:
+        await Utterance.begin(request, pool=None, library=library)  # type: ignore[arg-type]
+    assert refused.value.status == 404 and refused.value.field == "voice_id"
+    assert "deleted" in refused.value.message
