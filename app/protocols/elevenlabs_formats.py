@@ -9,13 +9,20 @@ style, so ElevenLabs' default 0 is calm); ``stability``, ``similarity_boost`` an
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..audio.tempo import MAX_SPEED, MIN_SPEED
 
 PCM_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 MP3_RATES = (22050, 44100)
 DEFAULT_FORMAT = "mp3_44100_128"
+# A few ASCII digits: str.isdigit() takes "²" and int() 4300 digits, neither of which int() can
+# turn into a rate.
+_PCM = re.compile(r"pcm_([0-9]{1,6})")
+_MP3 = re.compile(r"mp3_([0-9]{1,6})_[0-9]{1,6}")
 
 
 class BadSetting(ValueError):
@@ -25,36 +32,32 @@ class BadSetting(ValueError):
 def output_format(value: str | None) -> tuple[str, int]:
     """Our (format, sample_rate) for ElevenLabs' ``output_format``."""
     name = value or DEFAULT_FORMAT
-    parts = name.split("_")
-    rate = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-    if parts[0] == "pcm" and len(parts) == 2 and rate in PCM_RATES:
-        return "raw_pcm", rate
+    if (pcm := _PCM.fullmatch(name)) and int(pcm[1]) in PCM_RATES:
+        return "raw_pcm", int(pcm[1])
     if name == "ulaw_8000":
         return "mulaw", 8000
-    if parts[0] == "mp3" and len(parts) == 3 and parts[2].isdigit() and rate in MP3_RATES:
-        return "mp3", rate
-    pcm = ", ".join(f"pcm_{r}" for r in PCM_RATES)
+    if (mp3 := _MP3.fullmatch(name)) and int(mp3[1]) in MP3_RATES:
+        return "mp3", int(mp3[1])
+    pcm_names = ", ".join(f"pcm_{r}" for r in PCM_RATES)
     raise BadSetting(
-        f"output_format {name!r} is not supported; use one of {pcm}, ulaw_8000, "
+        f"output_format {name[:40]!r} is not supported; use one of {pcm_names}, ulaw_8000, "
         "mp3_22050_32 or mp3_44100_<kbps>"
     )
 
 
-def voice_settings(value: object) -> tuple[dict[str, Any], float]:
-    """Our synthesis parameters and the tempo for ElevenLabs' ``voice_settings``."""
-    if value is None:
-        return {}, 1.0
-    if not isinstance(value, dict):
-        raise BadSetting("voice_settings must be an object")
-    params: dict[str, Any] = {}
-    style = value.get("style")
-    if style is not None:
-        if not isinstance(style, int | float) or not 0 <= style <= 1:
-            raise BadSetting("voice_settings.style must be a number from 0 to 1")
-        params["exaggeration"] = 0.25 + float(style)
-    speed = value.get("speed", 1.0)
-    if speed is None:
-        speed = 1.0
-    if not isinstance(speed, int | float) or not MIN_SPEED <= speed <= MAX_SPEED:
-        raise BadSetting(f"voice_settings.speed must be from {MIN_SPEED} to {MAX_SPEED}")
-    return params, float(speed)
+class VoiceSettings(BaseModel):
+    """ElevenLabs' ``voice_settings``: the fields with a Chatterbox counterpart, strictly typed;
+    the others (``stability`` ...) are ignored."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    style: float | None = Field(None, ge=0, le=1)
+    speed: float | None = Field(None, ge=MIN_SPEED, le=MAX_SPEED)
+
+    def params(self) -> dict[str, Any]:
+        """Our synthesis parameters for them."""
+        return {} if self.style is None else {"exaggeration": 0.25 + self.style}
+
+    @property
+    def tempo(self) -> float:
+        return 1.0 if self.speed is None else self.speed

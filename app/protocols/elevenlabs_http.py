@@ -18,11 +18,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from common.settings import Settings
+from common.validation import first_problem
 
-from ..speech.requests import InvalidRequest, SpeechRequest, text_piece
+from ..speech.requests import InvalidRequest, SpeakableText, SpeechRequest
 from ..speech.utterance import Utterance
 from ..web.audio_response import AudioStreamResponse, abort_on_failure
 from ..web.dependencies import LibraryDep, PoolDep, SettingsDep
@@ -30,7 +31,7 @@ from ..web.errors import ApiError
 from ..web.json_body import read_json_object
 from ..web.openapi import AUDIO_TYPES, Responses, binary, json_request
 from .elevenlabs_alignment import Aligner
-from .elevenlabs_formats import BadSetting, output_format, voice_settings
+from .elevenlabs_formats import BadSetting, VoiceSettings, output_format
 from .elevenlabs_ws import elevenlabs_key_problem
 
 router = APIRouter()
@@ -81,31 +82,53 @@ _BODY = json_request(
 )
 
 
-def _speech(voice_id: str, query: str | None, body: dict[str, Any], settings: Settings
+class SpeechBody(BaseModel):
+    """The body's fields in use, strictly typed; ElevenLabs' others are ignored."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    text: SpeakableText
+    voice_settings: VoiceSettings | None = None
+    seed: int | None = None
+    language_code: str | None = None
+
+
+# ElevenLabs' name for each synthesis parameter the body sets, which an error names.
+THEIR_NAMES = {"seed": "seed", "language": "language_code", "exaggeration": "voice_settings"}
+
+
+def _speech(voice_id: str, query: str | None, data: dict[str, Any], settings: Settings
             ) -> tuple[SpeechRequest, float]:  # fmt: skip
     """Our request and tempo for ElevenLabs' body and ``output_format`` (InvalidRequest)."""
     try:
         audio_format, rate = output_format(query)
     except BadSetting as error:
         raise InvalidRequest("output_format", str(error)) from None
-    text = text_piece(body.get("text"))
-    if not any(ch.isalnum() for ch in text) or len(text) > settings.max_text_chars:
+    body = _body(data)
+    if not any(ch.isalnum() for ch in body.text) or len(body.text) > settings.max_text_chars:
         raise InvalidRequest(
             "text", f"text must hold a letter or digit and at most {settings.max_text_chars} "
             "characters (MAX_TEXT_CHARS)",
         )  # fmt: skip
-    try:
-        params, speed = voice_settings(body.get("voice_settings"))
-    except BadSetting as error:
-        raise InvalidRequest("voice_settings", str(error)) from None
-    for ours, theirs in (("seed", "seed"), ("language", "language_code")):
-        if body.get(theirs) is not None:
-            params[ours] = body[theirs]
+    voice = body.voice_settings or VoiceSettings()
+    params = {**voice.params(), "seed": body.seed, "language": body.language_code}
     try:
         defaults = settings.synthesis_defaults(**params)
-    except ValueError as error:
-        raise InvalidRequest("voice_settings", str(error).splitlines()[0]) from None
-    return SpeechRequest(text, voice_id, audio_format, rate, defaults), speed
+    except ValidationError as error:
+        ours, message = first_problem(error.errors())
+        theirs = THEIR_NAMES.get(ours or "", ours)
+        raise InvalidRequest(theirs, message.replace(f"{ours}:", f"{theirs}:", 1)) from None
+    return SpeechRequest(body.text, voice_id, audio_format, rate, defaults), voice.tempo
+
+
+def _body(data: dict[str, Any]) -> SpeechBody:
+    """``data`` as a SpeechBody; InvalidRequest naming the parameter (``voice_settings`` for any
+    of its fields, whose message names the field)."""
+    try:
+        return SpeechBody.model_validate(data)
+    except ValidationError as error:
+        field, message = first_problem(error.errors())
+        raise InvalidRequest(field and field.split(".")[0], message) from None
 
 
 async def _begin(
@@ -124,8 +147,8 @@ async def _begin(
         return utterance, speed
     except InvalidRequest as error:
         return _error(422, "invalid_request", str(error), error.field)
-    except ApiError as error:
-        param = error.field
+    except ApiError as error:  # the worker's refusal names our parameter
+        param = THEIR_NAMES.get(error.field or "", error.field)
         return _error(error.status, error.code, error.message, param, error.headers)
 
 

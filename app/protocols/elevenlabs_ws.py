@@ -24,25 +24,27 @@ import asyncio
 import base64
 import contextlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 from starlette.requests import HTTPConnection
 
 from common.settings import Settings
+from common.validation import printable
 from common.voices.errors import VoiceError
 from common.voices.library import VoiceLibrary
 
 from ..pool import WorkerPool
-from ..speech.requests import InvalidRequest, SpeechRequest, text_piece
+from ..speech.requests import SpeakableText, SpeechRequest
 from ..speech.utterance import Ending, Utterance
 from ..web.auth import key_matches
 from ..web.dependencies import LibraryDep, PoolDep, SettingsDep
-from ..web.errors import ApiError
 from ..web.request_ids import current_request_id
 from .elevenlabs_alignment import Aligner
-from .elevenlabs_formats import BadSetting, output_format, voice_settings
+from .elevenlabs_formats import BadSetting, VoiceSettings, output_format
+from .ws_messages import BadMessage, ClientMessage, serve, validate
 
 router = APIRouter()
 DEFAULT_CONTEXT = "default"
@@ -62,8 +64,15 @@ def elevenlabs_key_problem(websocket: HTTPConnection, settings: Settings) -> str
     return None if key_matches(candidate, settings.api_keys) else "the API key is not valid"
 
 
-class BadMessage(Exception):
-    pass
+class Message(ClientMessage):
+    """Every client message of both sockets: which fields it carries says what it asks."""
+
+    text: SpeakableText | None = None
+    context_id: str | None = None
+    flush: bool | None = None
+    close_context: bool | None = None
+    close_socket: bool | None = None
+    voice_settings: VoiceSettings | None = None
 
 
 @dataclass
@@ -90,62 +99,62 @@ class ElevenLabsSession:
         self.connection_id = current_request_id()
 
     async def run(self) -> None:
-        while not (self.closing and not self.contexts):
-            try:
-                message = await self.ws.receive_text()
-            except (WebSocketDisconnect, RuntimeError, KeyError):
-                return
-            try:
-                await self._handle(_parse(message))
-            except BadMessage as error:
-                await self._send({"error": "invalid_message", "message": str(error)})
-            except ApiError as error:
-                await self._send({"error": error.code, "message": error.message})
+        await serve(self.ws, self._handle, self._refuse, lambda: self.closing and not self.contexts)
+
+    async def _refuse(self, error: BadMessage, data: dict[str, Any] | None) -> None:
+        """The error, with the ``contextId`` the message named (LiveKit fails only that one)."""
+        named = data.get("context_id") if data is not None else None
+        context_id = (named or DEFAULT_CONTEXT) if isinstance(named, str) else None
+        await self._send({"error": error.code, "message": printable(str(error))}, context_id)
 
     async def _handle(self, data: dict[str, Any]) -> None:
-        if data.get("close_socket") is True:
+        message = validate(Message, data)
+        if message.close_socket:
             self.closing = True
             for context_id in list(self.contexts):
                 await self._close(context_id)
             return
-        context_id = str(data.get("context_id") or DEFAULT_CONTEXT) if self.multi else ""
-        text = data.get("text")
-        context = self.contexts.get(context_id)
-        if data.get("close_context") is True:
+        context_id = (message.context_id or DEFAULT_CONTEXT) if self.multi else ""
+        if message.close_context:
             await self._close(context_id)
             return
-        if text == "" and not data.get("flush"):
-            if not self.multi and context is not None:  # the single context's end of text
-                self.closing = True
-                await context.utterance.end()
-            return  # a keep-alive
+        text, context = message.text, self.contexts.get(context_id)
+        if text == "" and not message.flush:
+            if not self.multi:  # the end of the text on stream-input, a keep-alive otherwise
+                await self._end_input(context)
+            return
         if context is None:
             if text is None:
-                raise BadMessage(f"context {context_id!r} is not open: send text first")
-            context = await self._open(context_id, data)
+                what = f"context {context_id!r} is not" if self.multi else "nothing is"
+                raise BadMessage(f"{what} open: send text first")
+            context = await self._open(context_id, message.voice_settings)
         if text:
             if self.auto_mode and not text[-1].isspace():
                 text += " "  # the message is a whole phrase: its last word is complete
-            try:
-                await context.utterance.send_text(text_piece(text))
-            except InvalidRequest as error:
-                raise BadMessage(str(error)) from None
-        context.ending = data.get("flush") is True and not text
-        if data.get("flush") is True:
+            await context.utterance.send_text(text)
+        context.ending = bool(message.flush) and not text
+        if message.flush:
             await context.utterance.flush()
 
-    async def _open(self, context_id: str, data: dict[str, Any]) -> Context:
+    async def _end_input(self, context: Context | None) -> None:
+        """stream-input's end: its context finishes, then the socket closes (at once if no text
+        ever came: a client waiting for the end of nothing is answered)."""
+        self.closing = True
+        if context is None:
+            await self._final("", None)
+        else:
+            await context.utterance.end()
+
+    async def _open(self, context_id: str, settings: VoiceSettings | None) -> Context:
         limit = self.settings.elevenlabs_max_contexts if self.multi else 1
         if len(self.contexts) >= limit:
             raise BadMessage(
                 f"at most {limit} contexts may be open on one socket (ELEVENLABS_MAX_CONTEXTS): "
                 "close one first"
             )
-        try:
-            params, speed = voice_settings(data.get("voice_settings"))
-            defaults = self.settings.synthesis_defaults(**params)
-        except (BadSetting, ValueError) as error:
-            raise BadMessage(str(error)) from None
+        settings = settings or VoiceSettings()
+        defaults = self.settings.synthesis_defaults(**settings.params())
+        speed = settings.tempo
         self.opened += 1
         request = SpeechRequest(None, self.voice_id, self.format, self.rate, defaults)
         utterance = await Utterance.begin(
@@ -189,8 +198,8 @@ class ElevenLabsSession:
         await context.utterance.cancel()  # a barge-in: stop now
         await self._final(context_id, context)
 
-    async def _final(self, context_id: str, context: Context) -> None:
-        if self.contexts.get(context_id) is context:
+    async def _final(self, context_id: str, context: Context | None) -> None:
+        if context is not None and self.contexts.get(context_id) is context:
             del self.contexts[context_id]
         await self._send({"isFinal": True}, context_id)
         if self.closing and not self.contexts:
@@ -213,54 +222,44 @@ def _flag(ws: WebSocket, name: str) -> bool:
     return ws.query_params.get(name, "false").lower() == "true"
 
 
-def _parse(message: str) -> dict[str, Any]:
-    try:
-        data = json.loads(message)
-    except ValueError:
-        raise BadMessage("a message must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise BadMessage("a message must be a JSON object")
-    return data
+def _endpoint(multi: bool) -> Callable[..., Awaitable[None]]:
+    """The route of one of the two sockets: they differ only in ``multi``."""
+
+    async def endpoint(
+        websocket: WebSocket, voice_id: str, settings: SettingsDep, pool: PoolDep,
+        library: LibraryDep,
+    ) -> None:  # fmt: skip
+        try:
+            session = _session(websocket, voice_id, multi, settings, pool, library)
+        except BadSetting as refusal:
+            await websocket.accept()
+            message = str(refusal)
+            await websocket.send_text(json.dumps({"error": "invalid_request", "message": message}))
+            await websocket.close(1008, message[:120])
+            return
+        await websocket.accept()
+        try:
+            await session.run()
+        finally:
+            await session.stop()
+
+    return endpoint
 
 
-async def _serve(
+def _session(
     ws: WebSocket, voice_id: str, multi: bool, settings: Settings, pool: WorkerPool,
     library: VoiceLibrary,
-) -> None:  # fmt: skip
+) -> ElevenLabsSession:  # fmt: skip
+    """The session the handshake asks for; BadSetting (the key, the voice, ``output_format``)."""
     refusal = elevenlabs_key_problem(ws, settings)
-    if refusal is None:
-        try:
-            library.find(voice_id)
-        except VoiceError as error:
-            refusal = str(error)
-    session = None
+    if refusal is not None:
+        raise BadSetting(refusal)
     try:
-        if refusal is None:
-            session = ElevenLabsSession(ws, voice_id, multi, settings, pool, library)
-    except BadSetting as error:
-        refusal = str(error)
-    await ws.accept()
-    if session is None:
-        await ws.send_text(json.dumps({"error": "invalid_request", "message": refusal}))
-        await ws.close(1008, (refusal or "")[:120])
-        return
-    try:
-        await session.run()
-    finally:
-        await session.stop()
+        library.find(voice_id)
+    except VoiceError as error:
+        raise BadSetting(str(error)) from None
+    return ElevenLabsSession(ws, voice_id, multi, settings, pool, library)
 
 
-@router.websocket("/v1/text-to-speech/{voice_id}/multi-stream-input")
-async def multi_stream_input(
-    websocket: WebSocket, voice_id: str, settings: SettingsDep, pool: PoolDep,
-    library: LibraryDep,
-) -> None:  # fmt: skip
-    await _serve(websocket, voice_id, True, settings, pool, library)
-
-
-@router.websocket("/v1/text-to-speech/{voice_id}/stream-input")
-async def stream_input(
-    websocket: WebSocket, voice_id: str, settings: SettingsDep, pool: PoolDep,
-    library: LibraryDep,
-) -> None:  # fmt: skip
-    await _serve(websocket, voice_id, False, settings, pool, library)
+router.add_api_websocket_route("/v1/text-to-speech/{voice_id}/multi-stream-input", _endpoint(True))
+router.add_api_websocket_route("/v1/text-to-speech/{voice_id}/stream-input", _endpoint(False))

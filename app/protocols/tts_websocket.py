@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
+from pydantic import ConfigDict
 
 from common.log_setup import request_id_var
 from common.settings import Settings
@@ -21,13 +22,13 @@ from common.validation import printable
 from common.voices.library import VoiceLibrary
 
 from ..pool import WorkerPool
-from ..speech.requests import InvalidRequest, parse_speech_request, text_piece
+from ..speech.requests import InvalidRequest, SpeakableText, parse_speech_request
 from ..speech.utterance import Ending, Utterance
 from ..web.auth import check_api_key
 from ..web.dependencies import LibraryDep, PoolDep, SettingsDep
 from ..web.errors import ApiError, error_response
-from ..web.json_body import InvalidJson, parse_json_object
 from ..web.request_ids import current_request_id
+from .ws_messages import BadMessage, ClientMessage, serve, validate
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -59,18 +60,28 @@ async def _deny(websocket: WebSocket, error: ApiError) -> None:
         await websocket.close(code=POLICY_VIOLATION, reason=error.message[:120])
 
 
-def _text_piece(text: object) -> str:
-    try:
-        return text_piece(text)
-    except InvalidRequest as error:
-        raise ClientError("invalid_request", str(error), error.field) from None
+class Start(ClientMessage):
+    """``start``, or with no ``type`` the one-message utterance (:class:`Say`); its other fields
+    are the request's parameters (``parse_speech_request``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    text: SpeakableText | None = None
+    timings: bool = False
+
+    def parameters(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.model_extra or {}).items() if k != "type"}
 
 
-class ClientError(Exception):
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.field = field
+class Say(Start):
+    text: SpeakableText
+
+
+class Text(ClientMessage):
+    text: SpeakableText
+
+
+KINDS = ("start", "text", "flush", "end", "cancel")
 
 
 class StreamSession:
@@ -87,37 +98,21 @@ class StreamSession:
         self.timings_sent = 0  # of the current utterance's Timings
 
     async def run(self) -> None:
-        while True:
-            try:
-                message = await self.ws.receive_text()
-            except (WebSocketDisconnect, RuntimeError):
-                return
-            except KeyError:  # a binary frame
-                await self._error("invalid_message", "send JSON text messages, not binary frames")
-                continue
-            try:
-                await self._handle(self._parse(message))
-            except ClientError as error:
-                await self._error(error.code, str(error), error.field)
-            except ApiError as error:
-                await self._error(error.code, error.message, error.field)
+        await serve(self.ws, self._handle, self._refuse)
 
-    @staticmethod
-    def _parse(message: str) -> dict[str, Any]:
-        try:
-            return parse_json_object(message, "a message")
-        except InvalidJson as error:
-            raise ClientError("invalid_message", str(error)) from None
+    async def _refuse(self, error: BadMessage, _: dict[str, Any] | None) -> None:
+        await self._error(error.code, str(error), error.field)
 
     async def _handle(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
         if kind is None and "text" in data:
-            await self._start(data)
+            await self._start(validate(Say, data))
             await self._current().end()
         elif kind == "start":
-            await self._start(data)
+            await self._start(validate(Start, data))
         elif kind == "text":
-            await self._current().send_text(_text_piece(data.get("text")))
+            text = validate(Text, data).text  # a malformed message is refused as such first
+            await self._current().send_text(text)
         elif kind == "flush":
             await self._current().flush()
         elif kind == "end":
@@ -125,33 +120,21 @@ class StreamSession:
         elif kind == "cancel":
             await self._cancel()
         else:
-            raise ClientError(
-                "invalid_message",
-                f"unknown message type {kind!r}: use start, text, flush, end or cancel",
-                "type",
-            )
+            raise BadMessage(f"unknown message type {kind!r:.40}: use {', '.join(KINDS)}", "type")
 
-    async def _start(self, data: dict[str, Any]) -> None:
+    async def _start(self, start: Start) -> None:
         if self.utterance is not None and self.utterance.running:
-            raise ClientError(
-                "invalid_message", "an utterance is in progress: send end or cancel first"
-            )
-        fields = {k: v for k, v in data.items() if k != "type"}
-        text = fields.pop("text", None)
-        timings = fields.pop("timings", False)
-        if not isinstance(timings, bool):
-            raise ClientError("invalid_request", "timings must be true or false", "timings")
-        text = None if text is None else _text_piece(text)  # refused before a worker is taken
+            raise BadMessage("an utterance is in progress: send end or cancel first")
         try:
-            speech = parse_speech_request(fields, self.settings, text_required=False)
+            speech = parse_speech_request(start.parameters(), self.settings, text_required=False)
         except InvalidRequest as error:
-            raise ClientError("invalid_request", str(error), error.field) from None
+            raise BadMessage(str(error), error.field, "invalid_request") from None
         self.utterances += 1
         request_id = f"{self.connection_id}-{self.utterances}"
         request_id_var.set(request_id)  # this session's lines from here on name the utterance
         utterance = await Utterance.begin(
             speech, self.pool, self.library, request_id=request_id,
-            text_limit=self.settings.ws_max_text_chars, timings=timings,
+            text_limit=self.settings.ws_max_text_chars, timings=start.timings,
         )  # fmt: skip
         self.utterance = utterance
         self.timings_sent = 0
@@ -169,13 +152,13 @@ class StreamSession:
             lambda audio: self._audio(utterance, audio),
             lambda ending: self._ended(utterance, ending),
         )
-        if text is not None:
-            await utterance.send_text(text)
+        if start.text is not None:
+            await utterance.send_text(start.text)
 
     def _current(self) -> Utterance:
         utterance = self.utterance
         if utterance is None or not utterance.running:
-            raise ClientError("invalid_message", "no utterance in progress: send start first")
+            raise BadMessage("no utterance in progress: send start first")
         return utterance
 
     async def _audio(self, utterance: Utterance, audio: bytes) -> None:
@@ -200,7 +183,7 @@ class StreamSession:
     async def _cancel(self) -> None:
         utterance = self.utterance
         if utterance is None or not utterance.running:
-            raise ClientError("invalid_message", "no utterance in progress to cancel")
+            raise BadMessage("no utterance in progress to cancel")
         await self.ws.send_json(_done_event(await utterance.cancel()))
 
     async def stop_utterance(self) -> None:

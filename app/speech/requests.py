@@ -8,9 +8,10 @@ names the field.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
+from pydantic_core import PydanticCustomError
 
 from common.audio import SAMPLE_RATE
 from common.params import SynthesisParams, field_aliases
@@ -57,8 +58,8 @@ def parse_speech_request(
     text = data.get("text")
     if text_required or text is not None:
         text = _text(text, settings.max_text_chars)
-    voice_id = _voice_id(data.get("voice_id") or None)
-    audio_format = _format(data.get("format") or "wav")
+    voice_id = _voice_id(_given(data.get("voice_id")))
+    audio_format = _format(_given(data.get("format"), "wav"))
     sample_rate = _sample_rate(audio_format, data.get("sample_rate"))
     overrides = {k: v for k, v in data.items() if k not in REQUEST_FIELDS}
     for key, value in overrides.items():
@@ -79,19 +80,35 @@ def parse_speech_request(
 
 
 def text_piece(text: object) -> str:
-    """Text as it may go to a worker: a string that UTF-8 can encode (JSON's ``\\ud800`` escapes
-    can make one that it cannot)."""
+    """Text as it may go to a worker: a string that UTF-8 can encode."""
     if not isinstance(text, str):
         raise InvalidRequest("text", "text must be a string")
+    if problem := _unencodable(text):
+        raise InvalidRequest("text", f"text {problem}")
+    return text
+
+
+def _unencodable(text: str) -> str | None:
+    """What keeps ``text`` from UTF-8 (JSON's ``\\ud800`` escapes can make such a string), or
+    None."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise InvalidRequest(
-            "text",
-            f"text has an unpaired surrogate (U+{ord(text[error.start]):04X}) at character "
-            f"{error.start}: send Unicode characters, not half of a UTF-16 pair",
-        ) from None
+        return (
+            f"has an unpaired surrogate (U+{ord(text[error.start]):04X}) at character "
+            f"{error.start}: send Unicode characters, not half of a UTF-16 pair"
+        )
+    return None
+
+
+def _encodable(text: str) -> str:
+    if problem := _unencodable(text):
+        raise PydanticCustomError("unpaired_surrogate", "{problem}", {"problem": problem})
     return text
+
+
+# A text field of a pydantic model, as :func:`text_piece` checks it.
+SpeakableText = Annotated[str, AfterValidator(_encodable)]
 
 
 def _text(text: object, limit: int) -> str:
@@ -105,6 +122,12 @@ def _text(text: object, limit: int) -> str:
             "text", f"text is {len(text)} characters; the limit is {limit} (MAX_TEXT_CHARS)"
         )
     return text
+
+
+def _given(value: object, default: object = None) -> object:
+    """``value``, or ``default`` when it was left out (None, or a query string's empty value):
+    other falsy values (``0``, ``{}``) are wrong, not absent."""
+    return default if value is None or value == "" else value
 
 
 def _voice_id(value: object) -> str | None:
