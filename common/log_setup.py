@@ -60,6 +60,11 @@ class RedactingFormatter(logging.Formatter):
         return redact(self.inner.format(record))
 
 
+# What uvicorn logs with a traceback though the client is at fault (a text frame that is not
+# UTF-8: uvicorn closes the socket with 1007): one warning line each instead.
+CLIENT_FAULTS = ("Invalid UTF-8 sequence received from client.",)
+
+
 class ContextFilter(logging.Filter):
     """Stamps each record with the process name and the current request id."""
 
@@ -72,6 +77,9 @@ class ContextFilter(logging.Filter):
         record.request_id = request_id_var.get() or "-"
         # uvicorn adds an ANSI-coloured copy of its message, which JSON lines would carry too.
         record.__dict__.pop("color_message", None)
+        if record.exc_info and record.msg in CLIENT_FAULTS:
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 
