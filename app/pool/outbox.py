@@ -21,6 +21,7 @@ fails (``worker_crashed``, a 503 to a client still waiting): :meth:`Outbox.close
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 
 import zmq.asyncio
@@ -30,6 +31,7 @@ from common.protocol import Cancel, Credit, Job, Message, encode
 from .pending_text import PendingText
 
 Control = Job | Cancel | Credit
+log = logging.getLogger(__name__)
 
 
 class Outbox:
@@ -42,6 +44,7 @@ class Outbox:
         self.sent = 0
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._run())
+        self._task.add_done_callback(_report_failure)
 
     def send(self, message: Control) -> None:
         self.control.append(message)
@@ -86,3 +89,10 @@ class Outbox:
             if piece is not None:
                 return piece
         return None
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    """A sender that stopped other than by :meth:`Outbox.close` leaves its worker's requests
+    waiting until the supervisor finds the worker silent: say why, once."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("a worker's outbox stopped sending: %s", error)
