@@ -115,12 +115,12 @@ class Supervisor:
             return
         if self.keep_running:
             log.error("worker %s (pid %s) %s", handle.worker_id, handle.pid, reason)
+        self.transport.close_jobs(handle)  # first: what it never got is counted, then failed
         self.dispatcher.fail_all(
             handle,
             f"the worker serving this request stopped ({reason}); the request was not "
             "completed, please retry",
         )
-        self.transport.close_jobs(handle)
         handle.process = None
         if not (restart and self.keep_running):
             handle.state = "stopped"
