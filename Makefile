@@ -10,7 +10,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .cache/uv/bin/uv)
 STAMP := $(VENV)/.installed
 TINY_CKPT ?= .cache/checkpoints/chatterbox-tiny
 
-.PHONY: install serve demo test lint lock bench bench-nano bench-service bench-agent-latency bench-formats bench-concurrency bench-gpu gpu-wheels gpu-site checkpoint clean
+.PHONY: install serve demo test lint lock bench bench-nano bench-service bench-agent-latency bench-formats bench-concurrency soak bench-gpu gpu-wheels gpu-site checkpoint clean
 
 install: $(STAMP)
 
@@ -98,6 +98,15 @@ bench-formats: install $(TINY_CKPT)/random_weights.json
 bench-concurrency: install $(TINY_CKPT)/random_weights.json
 	$(BIN)/python scripts/bench_concurrency.py --model-path $(TINY_CKPT) --via http \
 		--out .cache/bench_concurrency.json
+
+# Soak: SOAK_MINUTES of mixed traffic on every protocol (barge-ins, drops, voice churn) through
+# the service on the tiny checkpoint, sampling RSS, file descriptors and active requests; fails
+# on a 5xx, a hang or, from 15 minutes, RSS growth after the warm-up (docs/PERFORMANCE.md#soak).
+SOAK_MINUTES ?= 30
+
+soak: install $(TINY_CKPT)/random_weights.json
+	$(BIN)/python scripts/soak.py --model-path $(TINY_CKPT) --minutes $(SOAK_MINUTES) \
+		--out .cache/soak.json
 
 # The GPU sweep, on a GPU machine where there is no .venv: the image's python3 and torch, plus
 # the wheels ../shared/tools/gpu-wheels prepared in .whl (docs/PERFORMANCE.md says how, in one
