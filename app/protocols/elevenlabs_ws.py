@@ -113,6 +113,8 @@ class ElevenLabsSession:
             self.closing = True
             for context_id in list(self.contexts):
                 await self._close(context_id)
+            if not self.contexts:  # none left to finish (the last one's isFinal closed it)
+                await self._close_socket()
             return
         context_id = (message.context_id or DEFAULT_CONTEXT) if self.multi else ""
         if message.close_context:
@@ -203,8 +205,11 @@ class ElevenLabsSession:
             del self.contexts[context_id]
         await self._send({"isFinal": True}, context_id)
         if self.closing and not self.contexts:
-            with contextlib.suppress(RuntimeError):
-                await self.ws.close(1000)
+            await self._close_socket()
+
+    async def _close_socket(self) -> None:
+        with contextlib.suppress(RuntimeError):  # closed already
+            await self.ws.close(1000)
 
     async def _send(self, message: dict[str, Any], context_id: str | None = None) -> None:
         if self.multi and context_id is not None:

@@ -154,3 +154,22 @@ def test_auto_mode_speaks_a_sentence_at_once_and_a_close_after_text_stops(
             await barge_in(ws, "b")
 
     asyncio.run(run())
+
+
+def test_close_socket_with_no_context_open_closes_it_cleanly(
+    server: Server, tmp_path: Path
+) -> None:
+    """It closed with no close frame (1006) when no context was open: it closes with 1000."""
+    upload(server, "eleven-close.wav", clip_bytes(tmp_path, seed=9))
+    key = {"xi-api-key": server.headers.get("X-API-Key", "")}
+
+    async def run() -> None:
+        async with websockets.connect(
+            _url(server, "eleven-close.wav"), additional_headers=key
+        ) as ws:
+            await ws.send(json.dumps({"close_socket": True}))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+
+    asyncio.run(run())
