@@ -15,9 +15,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import parent_process
+from typing import TypeVar
 
 import zmq
 import zmq.asyncio
+from pydantic import ValidationError
 
 from common.protocol import (
     JOB_QUEUE_MESSAGES,
@@ -42,6 +44,7 @@ from .job import JobRun
 from .voice_cache import VoiceCache
 
 log = logging.getLogger(__name__)
+M = TypeVar("M")
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,9 @@ class WorkerService:
         """Read the job socket as fast as it fills: nothing here waits or works on text (a
         run's text is cut off the loop), so a Job never waits behind another request's text."""
         while True:
-            message = decode_to_worker(await self.jobs.recv_multipart())
+            message = _readable(decode_to_worker, await self.jobs.recv_multipart())
+            if message is None:
+                continue
             if isinstance(message, Job):
                 self._start(message)
             elif (run := self.runs.get(message.request_id)) is None:
@@ -195,7 +200,9 @@ class WorkerService:
 
     async def _listen_control(self) -> None:
         while True:
-            message = decode_control(await self.control.recv_multipart())
+            message = _readable(decode_control, await self.control.recv_multipart())
+            if message is None:
+                continue
             if isinstance(message, InvalidateVoice) and self.voices is not None:
                 self.voices.invalidate(message.voice_id)
                 if self.precache and message.voice_path and message.voice_hash:
@@ -262,6 +269,16 @@ class WorkerService:
         task.add_done_callback(self._background.discard)
         if not self.runs:
             self._stopped.set()
+
+
+def _readable(decode: Callable[[list[bytes]], M], frames: list[bytes]) -> M | None:
+    """The message, or None for one this worker cannot read (a master of another version): it
+    is logged and skipped, where it would have ended the listener and left requests waiting."""
+    try:
+        return decode(frames)
+    except ValidationError as error:
+        log.error("unreadable message from the master: %s", error)
+        return None
 
 
 async def run_until_signal(service: WorkerService, load: Callable[[], StreamingEngine]) -> int:
