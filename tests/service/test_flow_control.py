@@ -47,6 +47,17 @@ def pieces(stream: RequestStream, n: int = FLOOD, **flags: bool) -> list[TextPie
     return [TextPiece(request_id=stream.request_id, text=f"w{i} ", **flags) for i in range(n)]
 
 
+async def stalled(pool: WorkerPool, launcher: FakeLauncher) -> tuple[RequestStream, FakeWorker]:
+    """A streaming request its worker has started, and that worker, now no longer reading."""
+    stream = streaming()
+    await pool.submit(stream)
+    worker = launcher.current("cpu-w0").worker
+    await until(lambda: stream.request_id in worker.jobs_seen)
+    await stream.started()
+    worker.reading.clear()
+    return stream, worker
+
+
 async def test_a_flood_to_a_stalled_worker_waits_and_then_arrives_whole_in_order(
     launcher: FakeLauncher,
 ) -> None:
@@ -80,11 +91,7 @@ async def test_a_flood_to_a_stalled_worker_waits_and_then_arrives_whole_in_order
 
 async def test_flags_without_text_ride_on_the_text_before_them(launcher: FakeLauncher) -> None:
     async with running_pool(launcher, SLOTS[:1]) as pool:
-        stream = streaming()
-        await pool.submit(stream)
-        worker = launcher.current("cpu-w0").worker
-        await until(lambda: stream.request_id in worker.jobs_seen)
-        worker.reading.clear()
+        stream, worker = await stalled(pool, launcher)
         await pool.send_text(stream, TextPiece(request_id=stream.request_id, text="Hi"))
         flushes = [TextPiece(request_id=stream.request_id, flush=True)] * FLOOD
         keepalives = [TextPiece(request_id=stream.request_id)] * FLOOD
@@ -101,11 +108,7 @@ async def test_flags_without_text_ride_on_the_text_before_them(launcher: FakeLau
 
 async def test_a_cancel_overtakes_the_text_waiting_before_it(launcher: FakeLauncher) -> None:
     async with running_pool(launcher, SLOTS[:1]) as pool:
-        stream = streaming()
-        await pool.submit(stream)
-        worker = launcher.current("cpu-w0").worker
-        await until(lambda: stream.request_id in worker.jobs_seen)
-        worker.reading.clear()
+        stream, worker = await stalled(pool, launcher)
         sending = asyncio.create_task(flood(pool, stream, pieces(stream)))
         await until(lambda: pool.dispatcher.texts[stream.request_id].full)
         pool.release(stream)  # the client cancels (or leaves) while held back
@@ -119,12 +122,7 @@ async def test_a_lost_worker_fails_what_it_never_got_and_counts_it(
     launcher: FakeLauncher,
 ) -> None:
     async with running_pool(launcher, SLOTS[:1]) as pool:
-        stream = streaming()
-        await pool.submit(stream)
-        worker = launcher.current("cpu-w0").worker
-        await until(lambda: stream.request_id in worker.jobs_seen)
-        await stream.started()
-        worker.reading.clear()
+        stream, _ = await stalled(pool, launcher)
         sending = asyncio.create_task(flood(pool, stream, pieces(stream)))
         await until(lambda: pool.dispatcher.texts[stream.request_id].full)
         launcher.current("cpu-w0").crash(code=1)
