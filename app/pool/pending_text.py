@@ -2,8 +2,8 @@
 
 Pieces stay as the client sent them (the worker releases sentences piece by piece, so joining
 two pieces could change where its chunks fall); only what changes nothing is merged: a flush or
-end without text rides on the piece before it (not an end on a flush), and a flush after a
-flush is one flush. So each
+end without text rides on the piece before it (not an end on a flush), and a flush with no text
+since the last flush, like a keep-alive, is not sent at all. So each
 piece waiting holds at least one character, or is the one flag-only piece at the head.
 
 :meth:`PendingText.wait_for_room` is the backpressure: a client that sends faster than its
@@ -28,6 +28,7 @@ class PendingText:
         self.chars = 0
         self.queued = False  # in its worker's outbox's turn (set by the outbox)
         self.discarded = False  # the request is over: nothing more will be sent
+        self.flushed = False  # no text since the last flush (sent or not): another does nothing
         self._room = asyncio.Event()
         self._room.set()
 
@@ -39,8 +40,9 @@ class PendingText:
         return len(self.pieces) >= MAX_PIECES or self.chars >= MAX_CHARS
 
     def add(self, piece: TextPiece) -> None:
-        if self.discarded or not (piece.text or piece.flush or piece.end):
-            return
+        if self.discarded or not (piece.text or piece.end or (piece.flush and not self.flushed)):
+            return  # nothing new: a keep-alive, or a flush with no text since the last one
+        self.flushed = piece.flush or (self.flushed and not piece.text)
         last = self.pieces[-1] if self.pieces else None
         if last is not None and _rides_on(last, piece):
             flush = last.flush or piece.flush

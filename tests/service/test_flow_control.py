@@ -106,6 +106,21 @@ async def test_flags_without_text_ride_on_the_text_before_them(launcher: FakeLau
         assert "".join(p.text for p in sent) == "Hi" and sent[0].flush
 
 
+async def test_a_flush_storm_to_a_worker_keeping_up_sends_one_flush(
+    launcher: FakeLauncher,
+) -> None:
+    async with running_pool(launcher, SLOTS[:1]) as pool:
+        stream, worker = await stalled(pool, launcher)
+        worker.reading.set()  # reading: each flush would go out on its own
+        await pool.send_text(stream, TextPiece(request_id=stream.request_id, text="Hi"))
+        for _ in range(FLOOD):
+            await pool.send_text(stream, TextPiece(request_id=stream.request_id, flush=True))
+            await asyncio.sleep(0)  # the outbox sends what is waiting
+        await pool.send_text(stream, TextPiece(request_id=stream.request_id, end=True))
+        await until(lambda: any(p.end for p in texts(worker, stream.request_id)))
+        assert sum(p.flush for p in texts(worker, stream.request_id)) == 1
+
+
 async def test_a_cancel_overtakes_the_text_waiting_before_it(launcher: FakeLauncher) -> None:
     async with running_pool(launcher, SLOTS[:1]) as pool:
         stream, worker = await stalled(pool, launcher)
