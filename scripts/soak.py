@@ -64,7 +64,7 @@ def parse_args() -> argparse.Namespace:
     add("--minutes", type=float, default=30.0, help="of traffic (fractions for quick trials)")
     add("--clients", type=int, default=4, help="simulated clients at once")
     add("--seed", type=int, default=0)
-    add("--timeout-s", type=float, default=60.0, help="an exchange not over by then is a hang")
+    add("--timeout-s", type=float, default=120.0, help="an exchange not over by then is a hang")
     add("--sample-s", type=float, default=10.0, help="between samples of RSS, fds, requests")
     add("--churn-s", type=float, default=30.0, help="between voice uploads (each deleted)")
     add("--voice-clips", type=int, default=8, help="distinct clips the churned voices cycle")

@@ -15,6 +15,8 @@ import sys
 from common.log_setup import configure_logging
 from common.settings import Settings
 
+from .memory import limit_arenas
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format, args.worker_id)
+    limit_arenas()  # before the worker starts threads of its own
     settings.export_environment()  # HF_HOME, before huggingface_hub is imported
     os.environ.setdefault("TQDM_DISABLE", "1")
     import torch

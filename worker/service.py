@@ -41,10 +41,12 @@ from common.voices.library import VoiceLibrary
 
 from .engine.pipeline import StreamingEngine
 from .job import JobRun
+from .memory import release_free_memory
 from .voice_cache import VoiceCache
 
 log = logging.getLogger(__name__)
 M = TypeVar("M")
+TRIM_INTERVAL_SECONDS = 30.0  # a trim takes ~10 ms (in a thread) on a worker of a few GB
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ class WorkerService:
                 return 0
             self.state = "ready"
             await self._beat()
-            listeners = [self._listen_jobs(), self._listen_control()]
+            listeners = [self._listen_jobs(), self._listen_control(), self._trim_memory()]
             tasks = [asyncio.create_task(c) for c in listeners]
             await self._stopped.wait()
             for task in tasks:
@@ -179,6 +181,12 @@ class WorkerService:
                 log.warning("master process %s is gone; exiting", master)
                 os._exit(1)
             await self._beat()
+
+    async def _trim_memory(self) -> None:
+        """Hand freed memory back to the system now and then (see worker/memory.py)."""
+        while True:
+            await asyncio.sleep(TRIM_INTERVAL_SECONDS)
+            await asyncio.to_thread(release_free_memory)
 
     async def _listen_jobs(self) -> None:
         """Read the job socket as fast as it fills: nothing here waits or works on text (a

@@ -21,6 +21,7 @@ from .engine.conditioning import VoiceConditioning, compute_conditioning, load_r
 from .engine.errors import InvalidRequestError
 from .engine.loading import LoadedModel
 from .engine.model_loop import ready_for_loops
+from .memory import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class VoiceCache:
     def _load_or_compute(self, clip: Path) -> VoiceConditioning:
         voice = self._conditioning(clip)
         ready_for_loops(self.model.device)
+        release_free_memory()  # what preparing it took, back to the system
         return voice
 
     def _conditioning(self, clip: Path) -> VoiceConditioning:
