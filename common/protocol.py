@@ -95,6 +95,15 @@ class Drain(Message):
     type: Literal["drain"] = "drain"
 
 
+class ModelInfo(Message):
+    """Which model a worker has loaded: carried whole from its heartbeat to /system-status."""
+
+    description: str  # the loaded model described: label, weights, device, directory
+    variant: str
+    label: str  # which model, e.g. 'chatterbox-multilingual v3' (ModelChoice.label)
+    repo_id: str  # the Hub repository it is (or would be) downloaded from
+
+
 class Heartbeat(Message):
     type: Literal["heartbeat"] = "heartbeat"
     worker_id: str
@@ -104,10 +113,7 @@ class Heartbeat(Message):
     device: str
     capacity: int
     active: int
-    model: str = ""  # the loaded model described: label, weights, device, directory
-    variant: str = ""
-    label: str = ""  # which model, e.g. 'chatterbox-multilingual v3' (ModelChoice.label)
-    repo_id: str = ""  # the Hub repository it is (or would be) downloaded from
+    model: ModelInfo | None = None  # once loaded
     error: str = ""
     cached_voices: list[str] = Field(default_factory=list)
 

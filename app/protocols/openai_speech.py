@@ -216,8 +216,8 @@ async def models(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
         {"id": name, "object": "model", "created": 0, "owned_by": "resemble-ai"}
         for name in (served, *MODEL_ALIASES)
     ]
-    if (worker := status.served_model) is not None:  # which model, once a worker has loaded it
-        data[0].update(name=worker.label, repo_id=worker.repo_id)
+    if (model := status.served_model) is not None:  # which model, once a worker has loaded it
+        data[0].update(name=model.label, repo_id=model.repo_id)
     return {"object": "list", "data": data}
 
 

@@ -19,8 +19,8 @@ consistency). Nothing else is trusted, because of what each kind of replacement 
 
 Left to ``RECHECK_SECONDS``: a volume that does not keep ctime at all (some FUSE mounts of object
 stores report the mtime as ctime), or one with coarse timestamps whose server's clock is more
-than ``WINDOW_SECONDS`` behind this master's. There, a same-size overwrite that keeps the mtime is seen when the hash is
-next re-read, at most ``RECHECK_SECONDS`` after it was last read.
+than ``WINDOW_SECONDS`` behind this master's. There, a same-size overwrite that keeps the mtime
+is seen when the hash is next re-read, at most ``RECHECK_SECONDS`` after it was last read.
 """
 
 from __future__ import annotations
