@@ -19,12 +19,13 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Literal
 
 from common.protocol import Cancel, Credit, Done, Failed, Job, TextPiece
 from common.settings import Settings
 
-from ..streams import Event, RequestStream
 from .pending_text import PendingText
+from .streams import Event, RequestStream
 from .transport import Transport
 from .workers import WorkerHandle
 
@@ -34,7 +35,12 @@ StreamObserver = Callable[[RequestStream, Event], None]
 class PoolUnavailable(Exception):
     """No request can be taken now; ``str()`` says why, ``retry_after`` when to try again."""
 
-    def __init__(self, message: str, retry_after: int, code: str = "overloaded") -> None:
+    def __init__(
+        self,
+        message: str,
+        retry_after: int,
+        code: Literal["overloaded", "not_ready", "worker_draining"] = "overloaded",
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.code = code
