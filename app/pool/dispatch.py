@@ -156,18 +156,8 @@ class Dispatcher:
         handle.active.add(stream.request_id)
         handle.last_assigned = time.monotonic()
         stream.worker_id = handle.worker_id
-        job = Job(
-            request_id=stream.request_id,
-            text=stream.text,
-            params=stream.params,
-            voice_id=stream.voice_id,
-            voice_path=stream.voice_path,
-            voice_hash=stream.voice_hash,
-            credit=self.settings.stream_credit_chunks,
-            timings=stream.want_timings,
-        )
         assert handle.outbox is not None  # a ready worker has one
-        handle.outbox.send(job)
+        handle.outbox.send(stream.job(self.settings.stream_credit_chunks))
         if pending := self.texts.get(stream.request_id):
             handle.outbox.text_ready(pending)
         stream.assigned.set()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from common.log_setup import new_request_id
 from common.params import SynthesisParams
-from common.protocol import Done, Failed, Started, Timings
+from common.protocol import Done, Failed, Job, Started, Timings
 
 
 class StreamFailed(Exception):
@@ -57,6 +57,19 @@ class RequestStream:
     # The consumer's: what it has read.
     pcm_bytes: int = 0  # audio handed on so far
     timings: list[Timings] = field(default_factory=list)  # as they came (asked with Job.timings)
+
+    def job(self, credit: int) -> Job:
+        """What its worker is sent to start it."""
+        return Job(
+            request_id=self.request_id,
+            text=self.text,
+            params=self.params,
+            voice_id=self.voice_id,
+            voice_path=self.voice_path,
+            voice_hash=self.voice_hash,
+            credit=credit,
+            timings=self.want_timings,
+        )
 
     def deliver(self, event: Event) -> None:
         if isinstance(event, Done | Failed):
