@@ -40,7 +40,7 @@ from common.protocol import (
 )
 from common.voices.library import VoiceLibrary
 
-from .engine.loading import LoadedModel
+from .engine.model.loading import LoadedModel
 from .engine.pipeline import StreamingEngine
 from .job import JobRun
 from .voice_cache import VoiceCache
