@@ -139,3 +139,21 @@ def test_the_module_map_lists_exactly_the_modules_in_the_tree() -> None:
     }
     assert sorted(present - mapped) == [], "modules missing from docs/ARCHITECTURE.md"
     assert sorted(mapped - present) == [], "docs/ARCHITECTURE.md maps modules that do not exist"
+
+
+def test_every_package_opens_saying_what_it_owns() -> None:
+    bare = [
+        str(path.relative_to(REPO))
+        for package in ("app", "common", "worker")
+        for path in (REPO / package).rglob("__init__.py")
+        if not ast.get_docstring(ast.parse(path.read_text()))
+    ]
+    assert bare == []
+
+
+def test_no_engine_module_is_over_300_lines() -> None:
+    lines = {
+        str(path.relative_to(REPO)): len(path.read_text().splitlines())
+        for path in (REPO / "worker" / "engine").rglob("*.py")
+    }
+    assert {path: n for path, n in lines.items() if n > 300} == {}
