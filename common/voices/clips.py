@@ -4,7 +4,8 @@ The prepared clip is the upload decoded to mono at the model's rate and nothing 
 that is what upstream's ``prepare_conditionals`` reads: English and multilingual use the reference
 as it is (no trimming, no loudness change), and Turbo normalises its loudness itself, which the
 worker does for the Turbo family when it computes the conditioning
-(worker/engine/model/conditioning.py). Silence is measured only to refuse clips with too little sound.
+(worker/engine/model/conditioning.py). Silence is measured only to refuse clips with too little
+sound.
 """
 
 from __future__ import annotations
