@@ -24,7 +24,7 @@ from common.protocol import WORKER_STATES, Done, Failed
 
 from . import gpus
 from .pool import WorkerPool
-from .streams import AudioChunk, Event, RequestStream
+from .pool.streams import AudioChunk, Event, RequestStream
 
 TTFA_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 RTF_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)

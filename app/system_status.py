@@ -14,10 +14,10 @@ GIB = 1024**3
 
 def _model(pool: PoolStatus) -> dict[str, str] | None:
     """Which model the workers serve; None until one has loaded it."""
-    worker = pool.served_model
-    if worker is None:
+    model = pool.served_model
+    if model is None:
         return None
-    return {"label": worker.label, "variant": worker.variant, "repo_id": worker.repo_id}
+    return {"label": model.label, "variant": model.variant, "repo_id": model.repo_id}
 
 
 def system_status(pool: PoolStatus) -> dict[str, Any]:

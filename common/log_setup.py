@@ -16,14 +16,27 @@ reaches, after formatting, rather than logger by logger.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import sys
+import uuid
 from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+_request_numbers = itertools.count()
+
+
+def new_request_id() -> str:
+    return f"{uuid.uuid4().hex[:16]}{next(_request_numbers):x}"
+
+
+def current_request_id() -> str:
+    """The id of the request being served, or a fresh one outside any request."""
+    return request_id_var.get() or new_request_id()
+
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process_name)s] [%(request_id)s] %(name)s: %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(process_name)s %(request_id)s %(name)s %(message)s"

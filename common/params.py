@@ -41,7 +41,7 @@ class SynthesisParams(BaseModel):
     temperature: Temperature = Field(
         0.8, validation_alias=AliasChoices("temperature", "synthesis_temperature")
     )
-    # None: the variant's upstream default (see worker.engine.sampling.VARIANT_SAMPLING).
+    # None: the variant's upstream default (see worker.engine.t3.sampling.VARIANT_SAMPLING).
     top_p: float | None = Field(None, ge=MIN_TOP_P, le=1.0)
     top_k: int | None = Field(None, ge=0, le=10000)
     min_p: float | None = Field(None, ge=0.0, le=1.0)

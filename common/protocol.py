@@ -24,6 +24,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from .params import SynthesisParams
+from .timings import ChunkTimings
 
 # Messages each end of a job socket pair may hold (ZeroMQ's high-water mark, set on both): what
 # is in the pipe is read in order, so this bounds what a Job or Cancel can find ahead of it.
@@ -95,6 +96,15 @@ class Drain(Message):
     type: Literal["drain"] = "drain"
 
 
+class ModelInfo(Message):
+    """Which model a worker has loaded: carried whole from its heartbeat to /system-status."""
+
+    description: str  # the loaded model described: label, weights, device, directory
+    variant: str
+    label: str  # which model, e.g. 'chatterbox-multilingual v3' (ModelChoice.label)
+    repo_id: str  # the Hub repository it is (or would be) downloaded from
+
+
 class Heartbeat(Message):
     type: Literal["heartbeat"] = "heartbeat"
     worker_id: str
@@ -104,10 +114,7 @@ class Heartbeat(Message):
     device: str
     capacity: int
     active: int
-    model: str = ""  # the loaded model described: label, weights, device, directory
-    variant: str = ""
-    label: str = ""  # which model, e.g. 'chatterbox-multilingual v3' (ModelChoice.label)
-    repo_id: str = ""  # the Hub repository it is (or would be) downloaded from
+    model: ModelInfo | None = None  # once loaded
     error: str = ""
     cached_voices: list[str] = Field(default_factory=list)
 
@@ -129,37 +136,17 @@ class Audio(Message):
     seq: int
 
 
-class TimedWord(Message):
-    word: str
-    start_ms: float
-    end_ms: float
-    char_start: int  # [char_start, char_end) in Timings.text
-    char_end: int
-
-
-class Timings(Message):
-    """Per-character and per-word times of one text chunk of a job sent with ``timings``.
-
-    Milliseconds from the first sample of the job's audio as the worker sends it (trims and
-    flushes accounted for; the master's tempo is not: divide by it). Sent before any Audio past
-    the chunk's end, chunks in order, all before Done. ``source``: ``attention`` (T3's
-    alignment heads) or ``estimate`` (by each script's speaking rate). The full contract:
-    docs/ENGINE.md, "Timings".
-    """
-
+class _TimingsHeader(Message):
     type: Literal["timings"] = "timings"
     request_id: str
-    chunk: int
-    source: Literal["attention", "estimate"]
-    text: str  # the chunk as the client sent it (whitespace collapsed)
-    char_start_ms: list[float]
-    char_end_ms: list[float]
-    normalized_text: str  # what the model read (punc_norm)
-    normalized_char_start_ms: list[float]
-    normalized_char_end_ms: list[float]
-    words: list[TimedWord]
-    start_ms: float
-    end_ms: float
+
+
+class Timings(ChunkTimings, _TimingsHeader):
+    """One text chunk's times (:class:`~common.timings.ChunkTimings`) of a job sent with
+    ``timings``: sent before any Audio past the chunk's end, chunks in order, all before Done.
+
+    The header is a base class so that its fields come first, as clients of /tts/stream see
+    them (its ``timings`` events are these messages)."""
 
 
 class Done(Message):

@@ -37,8 +37,8 @@ from chatterbox.models.t3 import T3
 
 from common.params import SynthesisParams
 from common.variants import Variant
-from worker.engine.conditioning import VoiceConditioning
-from worker.engine.loading import LoadedModel, load_model
+from worker.engine.model.conditioning import VoiceConditioning
+from worker.engine.model.loading import LoadedModel, load_model
 from worker.engine.pipeline import StreamingEngine, SynthesisStats
 
 TEXT = (

@@ -83,7 +83,7 @@ async def elevenlabs(ws_base: str, voice: str, whole_sentence: bool) -> float:
 
 async def upload_voice(url: str) -> str:
     from tests.support.audio_files import write_audio
-    from worker.engine.random_checkpoint import reference_clip
+    from worker.engine.model.random_checkpoint import reference_clip
 
     path = Path("/tmp/bench-agent-voice.wav")
     write_audio(path, reference_clip(10.0, seed=100), 24000)

@@ -38,13 +38,14 @@ from bench_service import KEY, report, start_service  # noqa: E402
 
 from common.params import SynthesisParams  # noqa: E402
 from common.settings import KV_CACHE_TOKENS  # noqa: E402
-from worker.engine.loading import LoadedModel, load_model  # noqa: E402
+from worker.engine.model.loading import LoadedModel, load_model  # noqa: E402
 from worker.engine.pipeline import StreamingEngine  # noqa: E402
-from worker.engine.prompts import prompt_overhead  # noqa: E402
-from worker.engine.sampling import sampling_config  # noqa: E402
-from worker.engine.t3_batcher import T3Batcher, TokenBuffer  # noqa: E402
-from worker.engine.t3_runner import T3Prompt  # noqa: E402
-from worker.engine.t3_scheduler import T3Sequence  # noqa: E402
+from worker.engine.t3.batcher import T3Batcher  # noqa: E402
+from worker.engine.t3.prompts import prompt_overhead  # noqa: E402
+from worker.engine.t3.runner import T3Prompt  # noqa: E402
+from worker.engine.t3.sampling import sampling_config  # noqa: E402
+from worker.engine.t3.scheduler import T3Sequence  # noqa: E402
+from worker.engine.t3.token_buffer import TokenBuffer  # noqa: E402
 
 TEXT = "Streaming speech should start at once, long before the sentence is done."
 SAMPLES_PER_TOKEN = 960

@@ -48,9 +48,9 @@ from bench_service import report  # noqa: E402
 from call_probe import Call, CallProbe  # noqa: E402
 
 from common.variants import Variant  # noqa: E402
-from worker.engine.loading import LoadedModel, load_model  # noqa: E402
+from worker.engine.model.loading import LoadedModel, load_model  # noqa: E402
 from worker.engine.pipeline import StreamingEngine  # noqa: E402
-from worker.engine.s3gen_stream import S3GenStream, StreamConfig  # noqa: E402
+from worker.engine.s3gen.stream import S3GenStream, StreamConfig  # noqa: E402
 
 LABELS = {Variant.ENGLISH: "base", Variant.TURBO: "Turbo"}
 

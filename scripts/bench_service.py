@@ -92,7 +92,7 @@ def start_service(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], st
 
 
 def load_engine(args: argparse.Namespace) -> Any:
-    from worker.engine.loading import load_model
+    from worker.engine.model.loading import load_model
     from worker.engine.pipeline import StreamingEngine
 
     return StreamingEngine(load_model(args.model_path, device=args.device), slots=1)
@@ -148,7 +148,7 @@ async def voice_first_use(client: httpx.AsyncClient, url: str, voices: int) -> d
     import io
 
     from tests.support.audio_files import write_audio
-    from worker.engine.random_checkpoint import reference_clip
+    from worker.engine.model.random_checkpoint import reference_clip
 
     first, cached = [], []
     for seed in range(voices):

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.variants import Variant
-from worker.engine.random_checkpoint import write_checkpoint
+from worker.engine.model.random_checkpoint import write_checkpoint
 
 
 def main() -> None:

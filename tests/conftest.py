@@ -16,7 +16,7 @@ import pytest
 from common.variants import Variant
 from tests.support.checkpoints import Checkpoints
 from tests.support.server import Server
-from worker.engine.loading import LoadedModel, load_model
+from worker.engine.model.loading import LoadedModel, load_model
 from worker.engine.pipeline import StreamingEngine
 
 

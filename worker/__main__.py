@@ -42,37 +42,23 @@ def main(argv: list[str] | None = None) -> int:
     from common.voices.library import VoiceLibrary
 
     from .capacity import choose_slots
-    from .engine.loading import load_model
-    from .engine.pipeline import DEFAULT_MAX_WINDOWS as MAX_WINDOWS
     from .engine.pipeline import StreamingEngine
-    from .engine.request_state import QueueBounds
+    from .engine_config import engine_config
     from .service import Endpoints, WorkerService, run_until_signal
 
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()  # read here: the model loads in another thread
 
+    config = engine_config(settings, device=args.device)
+
     def load() -> StreamingEngine:
-        model = load_model(
-            settings.model_path,
-            variant=settings.model_variant,
-            device=args.device,
-            dtype=settings.model_dtype,
-            repo_id=settings.model_repo_id,
-            t3_model=settings.multilingual_t3_model,
-        )
-        bounds = QueueBounds(
-            settings.tts_speech_token_queue_max_size, settings.tts_pcm_chunk_queue_max_size
-        )
-        context = settings.kv_cache_tokens
+        model = config.load_model()
         slots = choose_slots(
-            settings.concurrent_requests_per_worker, model, context, MAX_WINDOWS,
+            settings.concurrent_requests_per_worker, model, config.context, config.max_windows,
             share=settings.workers_per_device,
         )  # fmt: skip
-        return StreamingEngine(
-            model, bounds, slots, context, MAX_WINDOWS, threads=threads,
-            batch_invariant=settings.batch_invariant, cuda_graphs=settings.cuda_graphs,
-        )  # fmt: skip
+        return config.engine(model, slots, threads=threads)
 
     service = WorkerService(
         worker_id=args.worker_id,

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .engine.loading import LoadedModel
-from .engine.t3_runner import kv_bytes_per_slot
+from .engine.model.loading import LoadedModel
+from .engine.t3.runner import kv_bytes_per_slot
 
 log = logging.getLogger(__name__)
 

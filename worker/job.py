@@ -26,16 +26,15 @@ from common.protocol import (
     Message,
     Started,
     TextPiece,
-    TimedWord,
     Timings,
 )
+from common.timings import ChunkTimings
 from common.validation import first_problem
 
-from .engine.conditioning import VoiceConditioning
 from .engine.errors import EngineError, InvalidRequestError
+from .engine.model.conditioning import VoiceConditioning
 from .engine.pipeline import StreamingEngine, SynthesisStats
-from .engine.text_feed import Item, TextCutter, TextFeed
-from .engine.timings import ChunkTimings
+from .engine.text.feed import Item, TextCutter, TextFeed
 from .voice_cache import VoiceCache, VoiceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -136,7 +135,8 @@ class JobRun:
 
     async def _send_timings(self) -> None:
         while self._timings:
-            await self.send(timings_message(self.job.request_id, self._timings.pop(0)), None)
+            chunk = self._timings.pop(0)
+            await self.send(Timings(request_id=self.job.request_id, **dict(chunk)), None)
 
     async def _voice(self) -> VoiceConditioning | None:
         job = self.job
@@ -187,32 +187,3 @@ def cut_pieces(cutter: TextCutter, pieces: list[TextPiece]) -> list[Item]:
         elif piece.flush:
             items += cutter.flush()
     return items
-
-
-def timings_message(request_id: str, timings: ChunkTimings) -> Timings:
-    """The protocol's copy, field by field: ``dataclasses.asdict`` deep-copies, and the text
-    fields may be str subclasses (a text chunk) that cannot be rebuilt from a plain string."""
-    words = [
-        TimedWord(
-            word=str(w.word),
-            start_ms=w.start_ms,
-            end_ms=w.end_ms,
-            char_start=w.char_start,
-            char_end=w.char_end,
-        )
-        for w in timings.words
-    ]
-    return Timings(
-        request_id=request_id,
-        chunk=timings.chunk,
-        source=timings.source,
-        text=str(timings.text),
-        char_start_ms=list(timings.char_start_ms),
-        char_end_ms=list(timings.char_end_ms),
-        normalized_text=str(timings.normalized_text),
-        normalized_char_start_ms=list(timings.normalized_char_start_ms),
-        normalized_char_end_ms=list(timings.normalized_char_end_ms),
-        words=words,
-        start_ms=timings.start_ms,
-        end_ms=timings.end_ms,
-    )

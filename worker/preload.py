@@ -40,4 +40,5 @@ def _cuda_unasked() -> Iterator[None]:
 
 with _cuda_unasked():
     from . import capacity, service  # noqa: F401
-    from .engine import loading, pipeline  # noqa: F401
+    from .engine import pipeline  # noqa: F401
+    from .engine.model import loading  # noqa: F401

@@ -31,6 +31,7 @@ from common.protocol import (
     InvalidateVoice,
     Job,
     Message,
+    ModelInfo,
     ReportedState,
     TextPiece,
     decode_control,
@@ -39,6 +40,7 @@ from common.protocol import (
 )
 from common.voices.library import VoiceLibrary
 
+from .engine.model.loading import LoadedModel
 from .engine.pipeline import StreamingEngine
 from .job import JobRun
 from .memory import release_free_memory
@@ -80,10 +82,7 @@ class WorkerService:
         self.device = device
         self.state: ReportedState = "starting"
         self.error = ""
-        self.model_name = ""
-        self.variant = ""
-        self.label = ""
-        self.repo_id = ""
+        self.model: ModelInfo | None = None  # once loaded
         self.engine: StreamingEngine | None = None
         self.voices: VoiceCache | None = None
         self.runs: dict[str, JobRun] = {}
@@ -121,10 +120,7 @@ class WorkerService:
             self.voices = VoiceCache(self.engine.model, self.voice_cache_size)
             if self.precache:
                 await self._precache()
-            self.model_name = self.engine.model.describe()
-            self.variant = self.engine.model.variant.value
-            self.label = self.engine.model.choice.label
-            self.repo_id = self.engine.model.choice.files.repo_id
+            self.model = model_info(self.engine.model)
             if self._stopped.is_set():  # told to stop while loading
                 return 0
             self.state = "ready"
@@ -156,10 +152,7 @@ class WorkerService:
                 device=self.device,
                 capacity=self.capacity,
                 active=len(self.runs),
-                model=self.model_name,
-                variant=self.variant,
-                label=self.label,
-                repo_id=self.repo_id,
+                model=self.model,
                 error=self.error,
                 cached_voices=self.voices.voice_ids if self.voices else [],
             )
@@ -277,6 +270,16 @@ class WorkerService:
         task.add_done_callback(self._background.discard)
         if not self.runs:
             self._stopped.set()
+
+
+def model_info(model: LoadedModel) -> ModelInfo:
+    """What the heartbeat says of the loaded model."""
+    return ModelInfo(
+        description=model.describe(),
+        variant=model.variant.value,
+        label=model.choice.label,
+        repo_id=model.choice.files.repo_id,
+    )
 
 
 def _readable(decode: Callable[[list[bytes]], M], frames: list[bytes]) -> M | None:

@@ -51,23 +51,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
     # Imported here so that --help and argument errors answer without loading torch.
-    from .engine.conditioning import VoiceConditioning, compute_conditioning, load_reference
-    from .engine.loading import load_model
-    from .engine.pipeline import StreamingEngine, SynthesisStats
-    from .engine.request_state import QueueBounds
+    from .engine.model.conditioning import VoiceConditioning, compute_conditioning, load_reference
+    from .engine.pipeline import SynthesisStats
+    from .engine_config import engine_config
 
     params = settings.synthesis_defaults(
         language=args.language, seed=args.seed, exaggeration=args.exaggeration,
         cfg_weight=args.cfg_weight, temperature=args.temperature,
     )  # fmt: skip
-    model = load_model(
-        args.model_path or settings.model_path,
-        variant=args.variant or settings.model_variant,
-        device=args.device or settings.device,
-        dtype=settings.model_dtype,
-        repo_id=settings.model_repo_id,
-        t3_model=settings.multilingual_t3_model,
+    config = engine_config(
+        settings, model_path=args.model_path, variant=args.variant, device=args.device
     )
+    model = config.load_model()
     voice = None
     if args.voice and args.voice.suffix == ".pt":
         voice = VoiceConditioning.load(args.voice, model.device)
@@ -75,10 +70,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]
         voice = compute_conditioning(
             model, load_reference(args.voice), SAMPLE_RATE, params.exaggeration
         )
-    bounds = QueueBounds(
-        settings.tts_speech_token_queue_max_size, settings.tts_pcm_chunk_queue_max_size
-    )
-    engine = StreamingEngine(model, bounds, slots=1)
+    engine = config.engine(model, slots=1)
     stats = SynthesisStats()
     chunks = await engine.synthesize(args.text, params, voice, stats)
     args.out.parent.mkdir(parents=True, exist_ok=True)

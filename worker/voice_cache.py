@@ -17,9 +17,9 @@ from pathlib import Path
 from common.audio import SAMPLE_RATE, AudioDecodeError
 from common.protocol import ErrorCode
 
-from .engine.conditioning import VoiceConditioning, compute_conditioning, load_reference
 from .engine.errors import InvalidRequestError
-from .engine.loading import LoadedModel
+from .engine.model.conditioning import VoiceConditioning, compute_conditioning, load_reference
+from .engine.model.loading import LoadedModel
 from .engine.model_loop import ready_for_loops
 from .memory import release_free_memory
 

@@ -7,10 +7,9 @@ so the event loop keeps serving other clients; WAV and raw PCM are cheap enough 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-from ..streams import RequestStream
 from .encoding import Encoder, PcmEncoder, make_encoder, output_rate
 from .tempo import TempoEncoder
 
@@ -29,15 +28,15 @@ def encoder_for(
     return encoder
 
 
-async def encoded(stream: RequestStream, encoder: Encoder) -> AsyncIterator[bytes]:
-    """The encoded bytes of ``stream``'s audio, each piece as soon as the encoder has it."""
+async def encoded(pcm: AsyncIterable[bytes], encoder: Encoder) -> AsyncIterator[bytes]:
+    """``pcm`` encoded, each piece as soon as the encoder has it."""
     inline = isinstance(encoder, PcmEncoder)
     loop = asyncio.get_running_loop()
-    async for pcm in stream.audio():
+    async for chunk in pcm:
         data = (
-            encoder.encode(pcm)
+            encoder.encode(chunk)
             if inline
-            else await loop.run_in_executor(_executor, encoder.encode, pcm)
+            else await loop.run_in_executor(_executor, encoder.encode, chunk)
         )
         if data:
             yield data

@@ -2,7 +2,8 @@
 
 Modules: ``pool`` (the facade), ``dispatch`` (slots, queue, result routing), ``supervisor``
 (start, heartbeats, restarts), ``transport`` (ZeroMQ sockets), ``workers`` (the device plan,
-spawning, the master's record of a worker), ``status`` (the read-only snapshot).
+spawning, the master's record of a worker), ``status`` (the read-only snapshot), ``streams``
+(a request's handle: what to run, the events coming back).
 """
 
 from .dispatch import PoolUnavailable

@@ -19,12 +19,13 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Literal
 
 from common.protocol import Cancel, Credit, Done, Failed, Job, TextPiece
 from common.settings import Settings
 
-from ..streams import Event, RequestStream
 from .pending_text import PendingText
+from .streams import Event, RequestStream
 from .transport import Transport
 from .workers import WorkerHandle
 
@@ -34,7 +35,12 @@ StreamObserver = Callable[[RequestStream, Event], None]
 class PoolUnavailable(Exception):
     """No request can be taken now; ``str()`` says why, ``retry_after`` when to try again."""
 
-    def __init__(self, message: str, retry_after: int, code: str = "overloaded") -> None:
+    def __init__(
+        self,
+        message: str,
+        retry_after: int,
+        code: Literal["overloaded", "not_ready", "worker_draining"] = "overloaded",
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.code = code
@@ -150,18 +156,8 @@ class Dispatcher:
         handle.active.add(stream.request_id)
         handle.last_assigned = time.monotonic()
         stream.worker_id = handle.worker_id
-        job = Job(
-            request_id=stream.request_id,
-            text=stream.text,
-            params=stream.params,
-            voice_id=stream.voice_id,
-            voice_path=stream.voice_path,
-            voice_hash=stream.voice_hash,
-            credit=self.settings.stream_credit_chunks,
-            timings=stream.want_timings,
-        )
         assert handle.outbox is not None  # a ready worker has one
-        handle.outbox.send(job)
+        handle.outbox.send(stream.job(self.settings.stream_credit_chunks))
         if pending := self.texts.get(stream.request_id):
             handle.outbox.text_ready(pending)
         stream.assigned.set()

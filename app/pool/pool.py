@@ -14,9 +14,9 @@ import time
 from common.protocol import Audio, Drain, Heartbeat, InvalidateVoice, TextPiece
 from common.settings import Settings
 
-from ..streams import AudioChunk, RequestStream
 from .dispatch import Dispatcher, PoolUnavailable, StreamObserver
 from .status import PoolStatus
+from .streams import AudioChunk, RequestStream
 from .supervisor import MONITOR_INTERVAL, Supervisor
 from .transport import Transport
 from .workers import Launcher, Slot, WorkerHandle, plan_workers, spawn

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from common.protocol import WorkerState
+from common.protocol import ModelInfo, WorkerState
 
 from ..gpus import Gpu
+
+_NOT_LOADED = ModelInfo(description="", variant="", label="", repo_id="")
 
 
 @dataclass(frozen=True)
@@ -24,17 +26,20 @@ class WorkerStatus:
     restarts: int
     active_requests: int
     capacity: int  # the slots the worker offers, from its heartbeat
-    model: str
-    variant: str
-    label: str  # which model, e.g. 'chatterbox-multilingual v3'
-    repo_id: str
+    model: ModelInfo | None  # None until loaded
     cached_voices: tuple[str, ...]
     error: str | None
     seconds_since_heartbeat: float | None
 
     def as_dict(self) -> dict[str, object]:
+        """The worker in /system-status: its model's fields among the others ("" until loaded)."""
         described = asdict(self)
-        described["cached_voices"] = list(self.cached_voices)
+        model = self.model or _NOT_LOADED
+        described.update(
+            model=model.description,
+            **model.model_dump(exclude={"description"}),
+            cached_voices=list(self.cached_voices),
+        )
         return described
 
 
@@ -65,9 +70,10 @@ class PoolStatus:
     @property
     def variant(self) -> str | None:
         """The model variant the workers serve, once one has said."""
-        return next((w.variant for w in self.workers if w.variant), None)
+        served = self.served_model
+        return served.variant if served else None
 
     @property
-    def served_model(self) -> WorkerStatus | None:
-        """A worker that has loaded the model (all serve the same), for its label and repo."""
-        return next((w for w in self.workers if w.label), None)
+    def served_model(self) -> ModelInfo | None:
+        """The model a worker has loaded (all serve the same)."""
+        return next((w.model for w in self.workers if w.model), None)

@@ -71,7 +71,8 @@ class Supervisor:
         became_ready = beat.state == "ready" and handle.state != "ready"
         handle.state = beat.state
         if became_ready:
-            log.info("worker %s ready: %s", handle.worker_id, beat.model)
+            described = beat.model.description if beat.model else "no model"
+            log.info("worker %s ready: %s", handle.worker_id, described)
             handle.ever_ready = True
             handle.restarts_in_a_row = 0
         self.dispatcher.dispatch_pending()  # a new worker, or one that offers more slots

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from common.protocol import Heartbeat, WorkerState
+from common.protocol import Heartbeat, ModelInfo, WorkerState
 from common.settings import Settings
 
 from .. import gpus
@@ -102,10 +102,7 @@ class WorkerHandle:
     restart_at: float | None = None
     ever_ready: bool = False
     pid: int | None = None
-    model: str = ""
-    variant: str = ""
-    label: str = ""
-    repo_id: str = ""
+    model: ModelInfo | None = None  # as its heartbeat says: None until loaded
     error: str = ""
     cached_voices: list[str] = field(default_factory=list)
 
@@ -128,8 +125,7 @@ class WorkerHandle:
     def record(self, beat: Heartbeat) -> None:
         """What a heartbeat of the current generation tells about the worker."""
         self.last_beat = time.monotonic()
-        self.pid, self.model, self.variant = beat.pid, beat.model, beat.variant
-        self.label, self.repo_id = beat.label, beat.repo_id
+        self.pid, self.model = beat.pid, beat.model
         self.capacity = beat.capacity
         self.cached_voices = beat.cached_voices
         if beat.error or beat.state == "ready":
@@ -147,9 +143,6 @@ class WorkerHandle:
             active_requests=len(self.active),
             capacity=self.capacity,
             model=self.model,
-            variant=self.variant,
-            label=self.label,
-            repo_id=self.repo_id,
             cached_voices=tuple(self.cached_voices),
             error=self.error or None,
             seconds_since_heartbeat=(

@@ -19,6 +19,7 @@ as the two clients read them:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +75,8 @@ class Aligner:
         self.original = _Chars()
         self.normalized = _Chars()
 
-    def feed(self, timings: list[Timings]) -> None:
-        """Take the Timings not seen yet (``timings`` is the stream's list, in order)."""
+    def feed(self, timings: Sequence[Timings]) -> None:
+        """Take the Timings not seen yet (``timings``: the utterance's so far, in order)."""
         for chunk in timings[self.seen :]:
             self.original.add(chunk.text, chunk.char_start_ms, chunk.char_end_ms, self.speed)
             self.normalized.add(

@@ -23,11 +23,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from common.settings import Settings
 from common.validation import first_problem
 
+from ..speech.errors import SpeechError
 from ..speech.requests import InvalidRequest, SpeakableText, SpeechRequest
 from ..speech.utterance import Utterance
 from ..web.audio_response import AudioStreamResponse, abort_on_failure
 from ..web.dependencies import LibraryDep, PoolDep, SettingsDep
-from ..web.errors import ApiError
+from ..web.errors import ApiError, speech_api_error
 from ..web.json_body import read_json_object
 from ..web.openapi import AUDIO_TYPES, Responses, binary, json_request
 from .elevenlabs_alignment import Aligner
@@ -147,9 +148,16 @@ async def _begin(
         return utterance, speed
     except InvalidRequest as error:
         return _error(422, "invalid_request", str(error), error.field)
-    except ApiError as error:  # the worker's refusal names our parameter
-        param = THEIR_NAMES.get(error.field or "", error.field)
-        return _error(error.status, error.code, error.message, param, error.headers)
+    except SpeechError as error:
+        return _refusal(speech_api_error(error))
+    except ApiError as error:  # the body: too large, or not a JSON object
+        return _refusal(error)
+
+
+def _refusal(error: ApiError) -> JSONResponse:
+    """Ours in ElevenLabs' shape: a refusal by the worker names our parameter."""
+    param = THEIR_NAMES.get(error.field or "", error.field)
+    return _error(error.status, error.code, error.message, param, error.headers)
 
 
 @router.post(
@@ -195,10 +203,9 @@ async def _respond(
 async def _lines(utterance: Utterance, speed: float) -> AsyncIterator[bytes]:
     aligner = Aligner(speed, relative=False)
     async for audio in utterance.audio():
-        aligner.feed(utterance.stream.timings)
-        sent_ms = utterance.stream.pcm_bytes / 2 / utterance.source_rate * 1000
-        yield _line(audio, aligner.message(sent_ms / aligner.speed))
-    aligner.feed(utterance.stream.timings)
+        aligner.feed(utterance.timings)
+        yield _line(audio, aligner.message(utterance.audio_seconds * 1000 / aligner.speed))
+    aligner.feed(utterance.timings)
     rest = aligner.message(None)
     if rest["alignment"] or rest["normalizedAlignment"]:
         yield _line(b"", rest)

@@ -31,6 +31,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from starlette.requests import HTTPConnection
 
+from common.log_setup import current_request_id
 from common.settings import Settings
 from common.validation import printable
 from common.voices.errors import VoiceError
@@ -41,10 +42,9 @@ from ..speech.requests import SpeakableText, SpeechRequest
 from ..speech.utterance import Ending, Utterance
 from ..web.auth import key_matches
 from ..web.dependencies import LibraryDep, PoolDep, SettingsDep
-from ..web.request_ids import current_request_id
 from .elevenlabs_alignment import Aligner
 from .elevenlabs_formats import BadSetting, VoiceSettings, output_format
-from .ws_messages import BadMessage, ClientMessage, serve, validate
+from .ws_messages import DISCONNECTED, BadMessage, ClientMessage, serve, validate
 
 router = APIRouter()
 DEFAULT_CONTEXT = "default"
@@ -168,19 +168,20 @@ class ElevenLabsSession:
         utterance.forward(
             lambda audio: self._audio(context_id, context, audio),
             lambda ending: self._ended(context_id, context, ending),
+            DISCONNECTED,
         )
         return context
 
     async def _audio(self, context_id: str, context: Context, audio: bytes) -> None:
         utterance = context.utterance
-        context.aligner.feed(utterance.stream.timings)
-        sent_ms = utterance.stream.pcm_bytes / 2 / utterance.source_rate * 1000
+        context.aligner.feed(utterance.timings)
+        sent_ms = utterance.audio_seconds * 1000
         message = {"audio": base64.b64encode(audio).decode()}
         message.update(context.aligner.message(sent_ms / context.aligner.speed))
         await self._send(message, context_id)
 
     async def _ended(self, context_id: str, context: Context, ending: Ending) -> None:
-        context.aligner.feed(context.utterance.stream.timings)
+        context.aligner.feed(context.utterance.timings)
         rest = context.aligner.message(None)
         if rest["alignment"] or rest["normalizedAlignment"]:
             await self._send({"audio": "", **rest}, context_id)

@@ -25,13 +25,13 @@ from common.voices.errors import VoiceError
 from common.voices.library import VoiceLibrary, check_voice_id
 
 from ..audio.tempo import MAX_SPEED, MIN_SPEED
+from ..speech.errors import SpeechError
 from ..speech.requests import SpeechRequest
 from ..speech.utterance import Utterance
-from ..streams import StreamFailed
 from ..web.audio_response import AudioStreamResponse, abort_on_failure
 from ..web.auth import check_api_key
 from ..web.dependencies import HeaderKey, LibraryDep, PoolDep, QueryKey, SettingsDep
-from ..web.errors import ApiError
+from ..web.errors import ApiError, speech_api_error
 from ..web.json_body import read_json_object
 from ..web.openapi import SSE, errors, json_request, media_types, synthesis
 from . import openai_voices
@@ -133,8 +133,8 @@ async def speech(
     )
     try:
         utterance = await Utterance.begin(speech_request, pool, library, speed=body.speed)
-    except ApiError as error:
-        raise OpenAIError.from_api_error(error) from None
+    except SpeechError as error:
+        raise OpenAIError.from_api_error(speech_api_error(error)) from None
     headers = {"X-Request-Id": utterance.request_id, "Cache-Control": "no-store",
                "X-Accel-Buffering": "no"}  # fmt: skip
     if body.stream_format == "sse":
@@ -199,8 +199,8 @@ async def _sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         async for data in chunks:
             event = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()}
             yield f"data: {json.dumps(event)}\n\n".encode()
-    except StreamFailed as error:
-        failure = {"type": "error", "error": {"message": str(error), "code": error.failed.code}}
+    except SpeechError as error:
+        failure = {"type": "error", "error": {"message": str(error), "code": error.code}}
         yield f"data: {json.dumps(failure)}\n\n".encode()
         return
     done = {"type": "speech.audio.done",
@@ -216,8 +216,8 @@ async def models(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
         {"id": name, "object": "model", "created": 0, "owned_by": "resemble-ai"}
         for name in (served, *MODEL_ALIASES)
     ]
-    if (worker := status.served_model) is not None:  # which model, once a worker has loaded it
-        data[0].update(name=worker.label, repo_id=worker.repo_id)
+    if (model := status.served_model) is not None:  # which model, once a worker has loaded it
+        data[0].update(name=model.label, repo_id=model.repo_id)
     return {"object": "list", "data": data}
 
 

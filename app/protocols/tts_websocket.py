@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from pydantic import ConfigDict
 
-from common.log_setup import request_id_var
+from common.log_setup import current_request_id, request_id_var
 from common.settings import Settings
 from common.validation import printable
 from common.voices.library import VoiceLibrary
@@ -27,8 +27,7 @@ from ..speech.utterance import Ending, Utterance
 from ..web.auth import check_api_key
 from ..web.dependencies import LibraryDep, PoolDep, SettingsDep
 from ..web.errors import ApiError, error_response
-from ..web.request_ids import current_request_id
-from .ws_messages import BadMessage, ClientMessage, serve, validate
+from .ws_messages import DISCONNECTED, BadMessage, ClientMessage, serve, validate
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -151,6 +150,7 @@ class StreamSession:
         utterance.forward(
             lambda audio: self._audio(utterance, audio),
             lambda ending: self._ended(utterance, ending),
+            DISCONNECTED,
         )
         if start.text is not None:
             await utterance.send_text(start.text)
@@ -166,8 +166,8 @@ class StreamSession:
         await self.ws.send_bytes(audio)
 
     async def _send_timings(self, utterance: Utterance) -> None:
-        """Its Timings not sent yet (the stream has them before the audio past their end)."""
-        timings = utterance.stream.timings
+        """Its Timings not sent yet (it has them before the audio past their end)."""
+        timings = utterance.timings
         for chunk in timings[self.timings_sent :]:
             await self.ws.send_json(chunk.model_dump())
         self.timings_sent = len(timings)

@@ -24,12 +24,15 @@ from typing import Any, TypeVar
 
 from fastapi import WebSocket
 from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.websockets import WebSocketDisconnect
 
 from common.validation import first_problem
 
-from ..speech.utterance import DISCONNECTED
-from ..web.errors import ApiError
+from ..speech.errors import SpeechError
 from ..web.json_body import InvalidJson, parse_json_object
+
+# What a client's going away looks like while something is being sent to it.
+DISCONNECTED = (WebSocketDisconnect, RuntimeError, OSError)
 
 
 class BadMessage(Exception):
@@ -42,7 +45,7 @@ class BadMessage(Exception):
         self.code = code
 
     @classmethod
-    def from_api_error(cls, error: ApiError) -> BadMessage:
+    def from_speech_error(cls, error: SpeechError) -> BadMessage:
         return cls(error.message, error.field, error.code)
 
 
@@ -88,7 +91,7 @@ async def serve(
     ws: WebSocket, handle: Handler, refuse: Refuser, done: Callable[[], bool] = lambda: False
 ) -> None:
     """Hand each message to ``handle`` until the client leaves or ``done()``; each BadMessage or
-    ApiError goes to ``refuse`` with the message's object (None if it had none)."""
+    SpeechError goes to ``refuse`` with the message's object (None if it had none)."""
     with contextlib.suppress(*DISCONNECTED):
         while not done():
             data = None
@@ -99,5 +102,5 @@ async def serve(
                 await handle(data)
             except BadMessage as error:
                 await refuse(error, data)
-            except ApiError as error:
-                await refuse(BadMessage.from_api_error(error), data)
+            except SpeechError as error:
+                await refuse(BadMessage.from_speech_error(error), data)

@@ -1,13 +1,15 @@
 """One synthesis as every protocol sees it, written once: the speech-session core.
 
 :meth:`Utterance.begin` refuses everything that can be refused before a response starts:
-unknown voice (404/422), no capacity (503 with Retry-After), and what only the worker can check
+an unusable voice, no capacity (with when to retry), and what only the worker can check
 (language, text) by waiting for its Started or Failed. Then text may arrive in pieces (under a
 per-utterance limit), the encoded audio goes out, the utterance ends once (done, failed or
 cancelled) and its pool slot is released once.
 
-Adapters (``app/protocols``) turn their protocol's messages into these calls and an
-:class:`Ending` into their protocol's events; nothing here knows a wire format.
+Adapters (``app/protocols``) turn their protocol's messages into these calls, and an
+:class:`Ending` or a :class:`~.errors.SpeechError` into their protocol's events; nothing here
+knows a wire format or the web framework. The request's state on the pool is the utterance's
+own: adapters read what they need through its properties.
 """
 
 from __future__ import annotations
@@ -15,30 +17,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from starlette.websockets import WebSocketDisconnect
-
-from common.protocol import Failed, Started, TextPiece
+from common.log_setup import current_request_id
+from common.protocol import Started, TextPiece, Timings
 from common.voices.errors import VoiceError
 from common.voices.library import VoiceLibrary
 
 from ..audio.encoding import output_rate
 from ..audio.stream import encoded, encoder_for
 from ..pool import PoolUnavailable, WorkerPool
-from ..streams import RequestStream, StreamFailed
-from ..web.errors import SPEECH_VOICE_CODES, ApiError
-from ..web.request_ids import current_request_id
+from ..pool.streams import RequestStream, StreamFailed
+from .errors import VOICE_CODES, SpeechError, worker_failure
 from .requests import SpeechRequest
-
-
-def failure_to_api_error(failed: Failed) -> ApiError:
-    field = failed.field or ("voice_id" if failed.code.startswith("voice_") else None)
-    error = ApiError(failed.code, failed.message, field)
-    if error.status == 503:
-        error.headers = {"Retry-After": "1"}
-    return error
 
 
 @dataclass(frozen=True)
@@ -49,13 +41,11 @@ class Ending:
     audio_seconds: float
     time_to_first_audio_ms: float | None  # from its first text to its first audio
     cancelled: bool = False
-    failure: Failed | None = None
+    failure: SpeechError | None = None
 
 
 AudioSink = Callable[[bytes], Awaitable[None]]
 EndSink = Callable[[Ending], Awaitable[None]]
-# What a client's going away looks like while its audio is being sent to it.
-DISCONNECTED = (WebSocketDisconnect, RuntimeError, OSError)
 
 
 class Utterance:
@@ -65,18 +55,18 @@ class Utterance:
         self, stream: RequestStream, started: Started, request: SpeechRequest, pool: WorkerPool,
         speed: float, text_limit: int | None,
     ) -> None:  # fmt: skip
-        self.stream = stream
-        self.pool = pool
+        self._stream = stream
+        self._pool = pool
         self.format = request.format
         self.worker_id = started.worker_id
-        self.source_rate = started.sample_rate
+        self._source_rate = started.sample_rate
         self.sample_rate = output_rate(request.format, request.sample_rate, started.sample_rate)
-        self.encoder = encoder_for(request.format, request.sample_rate, started.sample_rate, speed)
-        self.text_limit = text_limit
-        self.chars = 0
-        self.first_text: float | None = None
-        self.first_audio: float | None = None
-        self.task: asyncio.Task[None] | None = None
+        self._encoder = encoder_for(request.format, request.sample_rate, started.sample_rate, speed)
+        self._text_limit = text_limit
+        self._chars = 0
+        self._first_text: float | None = None
+        self._first_audio: float | None = None
+        self._task: asyncio.Task[None] | None = None
 
     @classmethod
     async def begin(
@@ -90,55 +80,65 @@ class Utterance:
         text_limit: int | None = None,
         timings: bool = False,
     ) -> Utterance:
-        """Submit ``request`` and wait until a worker has accepted it (or raise ApiError).
+        """Submit ``request`` and wait until a worker has accepted it (or raise SpeechError).
 
         Its id is ``request_id``, else the HTTP request's (see web/request_ids.py). A request
         without text takes it in pieces (:meth:`send_text`), at most ``text_limit`` characters.
+        With ``timings``, each text chunk's :attr:`timings` come before the audio past its end.
         """
-        stream = await _open_stream(request, library, request_id or current_request_id())
-        stream.want_timings = timings  # its Timings collect on stream.timings, before later audio
+        request_id = request_id or current_request_id()
+        stream = await _open_stream(request, library, request_id, timings)
         try:
             await pool.submit(stream)
         except PoolUnavailable as error:
-            headers = {"Retry-After": str(error.retry_after)}
-            raise ApiError(error.code, str(error), headers=headers) from None
+            raise SpeechError(error.code, str(error), retry_after=error.retry_after) from None
         try:
             started = await stream.started()
             return cls(stream, started, request, pool, speed, text_limit)
         except StreamFailed as error:
             pool.release(stream)
-            raise failure_to_api_error(error.failed) from None
+            raise worker_failure(error.failed) from None
         except BaseException:  # cancelled while waiting, or no encoder: the slot is not kept
             pool.release(stream)
             raise
 
     @property
     def request_id(self) -> str:
-        return self.stream.request_id
+        return self._stream.request_id
 
     @property
     def media_type(self) -> str:
-        return self.encoder.media_type
+        return self._encoder.media_type
 
     @property
     def running(self) -> bool:
         """Its audio is being forwarded (:meth:`forward`) and it has not ended."""
-        return self.task is not None and not self.task.done()
+        return self._task is not None and not self._task.done()
+
+    @property
+    def timings(self) -> Sequence[Timings]:
+        """Each text chunk's times so far, in order (begun with ``timings``)."""
+        return self._stream.timings
+
+    @property
+    def audio_seconds(self) -> float:
+        """The audio handed on so far, at the model's tempo (before any ``speed``)."""
+        return self._stream.pcm_bytes / 2 / self._source_rate
 
     async def send_text(self, text: str) -> None:
         """Add ``text``; waits while this request's text not yet taken by its worker is at its
         bound (backpressure on this client alone). Over the utterance's limit: refused, and
         nothing of it is kept, so later flushes and the end still work."""
-        if self.text_limit is not None and self.chars + len(text) > self.text_limit:
-            raise ApiError(
+        if self._text_limit is not None and self._chars + len(text) > self._text_limit:
+            raise SpeechError(
                 "invalid_request",
-                f"an utterance may hold at most {self.text_limit} characters "
-                f"({self.chars} sent so far, this text has {len(text)})",
+                f"an utterance may hold at most {self._text_limit} characters "
+                f"({self._chars} sent so far, this text has {len(text)})",
                 "text",
             )
-        self.chars += len(text)
-        if text and self.first_text is None:
-            self.first_text = time.perf_counter()
+        self._chars += len(text)
+        if text and self._first_text is None:
+            self._first_text = time.perf_counter()
         await self._send(TextPiece(request_id=self.request_id, text=text))
 
     async def flush(self) -> None:
@@ -150,29 +150,37 @@ class Utterance:
         await self._send(TextPiece(request_id=self.request_id, end=True))
 
     async def _send(self, piece: TextPiece) -> None:
-        await self.pool.send_text(self.stream, piece)
+        await self._pool.send_text(self._stream, piece)
 
     async def audio(self) -> AsyncIterator[bytes]:
-        """The encoded audio as it comes; raises StreamFailed if the worker fails."""
-        async for data in encoded(self.stream, self.encoder):
-            if self.first_audio is None:
-                self.first_audio = time.perf_counter()
-            yield data
+        """The encoded audio as it comes; raises SpeechError if the worker fails."""
+        try:
+            async for data in encoded(self._stream.audio(), self._encoder):
+                if self._first_audio is None:
+                    self._first_audio = time.perf_counter()
+                yield data
+        except StreamFailed as error:
+            raise worker_failure(error.failed) from None
 
-    def forward(self, send: AudioSink, ended: EndSink) -> None:
-        """Send the audio in the background, then report the ending (not after a cancel)."""
-        self.task = asyncio.create_task(self._forward(send, ended))
+    def forward(
+        self, send: AudioSink, ended: EndSink, client_gone: tuple[type[Exception], ...]
+    ) -> None:
+        """Send the audio in the background, then report the ending (not after a cancel).
+        ``client_gone``: what ``send`` raises once the client has left (it ends quietly)."""
+        self._task = asyncio.create_task(self._forward(send, ended, client_gone))
 
-    async def _forward(self, send: AudioSink, ended: EndSink) -> None:
+    async def _forward(
+        self, send: AudioSink, ended: EndSink, client_gone: tuple[type[Exception], ...]
+    ) -> None:
         try:
             async for data in self.audio():
                 await send(data)
             await ended(self.ending())
-        except StreamFailed as error:
+        except SpeechError as error:
             with contextlib.suppress(Exception):
-                await ended(self.ending(failure=error.failed))
-        except DISCONNECTED:
-            pass  # the client left; its adapter sees it too
+                await ended(self.ending(failure=error))
+        except client_gone:
+            pass  # its adapter sees it too
         finally:
             self.release()
 
@@ -183,23 +191,23 @@ class Utterance:
 
     async def close(self) -> None:
         """Stop forwarding and free the slot (the client is gone, or the utterance is over)."""
-        if self.task is not None:
-            self.task.cancel()
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+                await self._task
         self.release()
 
     def release(self) -> None:
         """Free its pool slot (cancelling it on the worker if it still runs); idempotent."""
-        self.pool.release(self.stream)
+        self._pool.release(self._stream)
 
-    def ending(self, cancelled: bool = False, failure: Failed | None = None) -> Ending:
+    def ending(self, cancelled: bool = False, failure: SpeechError | None = None) -> Ending:
         first = None
-        if self.first_audio is not None and self.first_text is not None:
-            first = round((self.first_audio - self.first_text) * 1000, 1)
+        if self._first_audio is not None and self._first_text is not None:
+            first = round((self._first_audio - self._first_text) * 1000, 1)
         return Ending(
             request_id=self.request_id,
-            audio_seconds=round(self.stream.pcm_bytes / 2 / self.source_rate, 3),
+            audio_seconds=round(self.audio_seconds, 3),
             time_to_first_audio_ms=first,
             cancelled=cancelled,
             failure=failure,
@@ -207,19 +215,19 @@ class Utterance:
 
 
 async def _open_stream(
-    request: SpeechRequest, library: VoiceLibrary, request_id: str
+    request: SpeechRequest, library: VoiceLibrary, request_id: str, timings: bool
 ) -> RequestStream:
-    """A stream for ``request`` with its voice resolved (404/422 if the voice is unusable)."""
+    """A stream for ``request`` with its voice resolved (SpeechError if it is unusable)."""
     clip, digest = None, None
     if request.voice_id is not None:
         try:
             voice = library.find(request.voice_id)
             path, digest = await asyncio.to_thread(library.prepared_clip, voice)
         except VoiceError as error:
-            raise ApiError(SPEECH_VOICE_CODES[error.kind], str(error), "voice_id") from None
+            raise SpeechError(VOICE_CODES[error.kind], str(error), "voice_id") from None
         except FileNotFoundError:  # deleted (by this master or another) since it was found
             message = f"voice {request.voice_id!r} was deleted while this request was starting"
-            raise ApiError(SPEECH_VOICE_CODES["not_found"], message, "voice_id") from None
+            raise SpeechError(VOICE_CODES["not_found"], message, "voice_id") from None
         clip = str(path)
     return RequestStream(
         text=request.text,
@@ -228,4 +236,5 @@ async def _open_stream(
         voice_path=clip,
         voice_hash=digest,
         request_id=request_id,
+        want_timings=timings,
     )

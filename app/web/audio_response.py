@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..streams import StreamFailed
+from ..speech.errors import SpeechError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,6 @@ async def abort_on_failure(request_id: str, chunks: AsyncIterator[bytes]) -> Asy
     try:
         async for data in chunks:
             yield data
-    except StreamFailed as error:
+    except SpeechError as error:
         log.error("request %s ended early, its connection dropped: %s", request_id, error)
         raise StreamAborted(str(error)) from None

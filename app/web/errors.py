@@ -16,6 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from common.validation import first_problem, printable
 from common.voices.errors import VoiceError, VoiceErrorKind
 
+from ..speech.errors import SpeechError
+
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +50,8 @@ STATUS: dict[str, int] = {
 }
 
 
-# A voice error's code where the voice is the subject (the /voices endpoints) ...
+# A voice error's code where the voice is the subject (the /voices endpoints; where it is a
+# synthesis request's parameter: app/speech/errors.py).
 VOICE_CODES: dict[VoiceErrorKind, str] = {
     "invalid_id": "invalid_voice_id",
     "not_found": "voice_not_found",
@@ -57,14 +60,6 @@ VOICE_CODES: dict[VoiceErrorKind, str] = {
     "not_audio": "unsupported_media_type",
     "too_large": "too_large",
     "unusable_audio": "invalid_request",
-}
-# ... and where it is one parameter of a synthesis request: like any other parameter, a bad id is
-# a 422, and a stored file that is not audio is that parameter's problem (422), not the request
-# body's media type (415).
-SPEECH_VOICE_CODES: dict[VoiceErrorKind, str] = {
-    **VOICE_CODES,
-    "invalid_id": "invalid_request",
-    "not_audio": "voice_unreadable",
 }
 
 
@@ -98,6 +93,16 @@ def voice_api_error(error: VoiceError) -> ApiError:
     return ApiError(VOICE_CODES[error.kind], str(error), error.field)
 
 
+def speech_api_error(error: SpeechError) -> ApiError:
+    """The speech core's error over HTTP; a 503 says when to retry (a worker's failure: 1 s)."""
+    status = STATUS.get(error.code, 500)
+    retry_after = error.retry_after
+    if retry_after is None and status == 503:
+        retry_after = 1
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    return ApiError(error.code, error.message, error.field, headers, status)
+
+
 def error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
@@ -105,6 +110,11 @@ def error_response(error: ApiError) -> JSONResponse:
 async def _api_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ApiError)
     return error_response(error)
+
+
+async def _speech_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, SpeechError)
+    return error_response(speech_api_error(error))
 
 
 async def _validation_error(_: Request, error: Exception) -> JSONResponse:
@@ -133,6 +143,7 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(SpeechError, _speech_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -9,9 +9,7 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.log_setup import request_id_var
-
-from ..streams import new_request_id
+from common.log_setup import new_request_id, request_id_var
 
 
 class RequestIdMiddleware:
@@ -36,8 +34,3 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
-
-
-def current_request_id() -> str:
-    """The id of the request being served, or a fresh one outside any request."""
-    return request_id_var.get() or new_request_id()

@@ -3,8 +3,9 @@
 The prepared clip is the upload decoded to mono at the model's rate and nothing else, because
 that is what upstream's ``prepare_conditionals`` reads: English and multilingual use the reference
 as it is (no trimming, no loudness change), and Turbo normalises its loudness itself, which the
-worker does for the Turbo family when it computes the conditioning (worker/engine/conditioning.py).
-Silence is measured only to refuse clips with too little sound.
+worker does for the Turbo family when it computes the conditioning
+(worker/engine/model/conditioning.py). Silence is measured only to refuse clips with too little
+sound.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 
 from tests.support.audio_files import write_audio
 from tests.support.server import API_KEY, REPO, Server
-from worker.engine.random_checkpoint import reference_clip
+from worker.engine.model.random_checkpoint import reference_clip
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR") or REPO / ".cache" / "test-artifacts")

@@ -1,4 +1,4 @@
-"""Timings from T3's attention (worker/engine/alignment_probe.py, timings.py, chunk_timer.py).
+"""Timings from T3's attention (worker/engine/t3/alignment_probe.py, timings.py, chunk_timer.py).
 
 Real weights cannot be heard here, so the mechanism is tested: alignment heads made to attend
 where the test chooses come out as the chosen timings; on random weights the timings are
@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from common.params import SynthesisParams
-from worker.engine import t3_backbone
-from worker.engine.loading import LoadedModel
+from worker.engine.model.loading import LoadedModel
 from worker.engine.pipeline import StreamingEngine
-from worker.engine.text_feed import TextFeed
-from worker.engine.timings import ChunkTimings, char_tokens, monotonic_path, source_spans
+from worker.engine.t3 import backbone as t3_backbone
+from worker.engine.text.feed import TextFeed
+from worker.engine.text.timings import ChunkTimings, char_tokens, monotonic_path, source_spans
 
 HEADS = ((0, 3), (0, 7))
 MS_PER_TOKEN = 40.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chatterbox.models.s3gen import S3Gen
 
-from worker.engine.architecture import S3GEN_FULL, assemble_s3gen
+from worker.engine.model.architecture import S3GEN_FULL, assemble_s3gen
 
 
 def shapes(module: S3Gen) -> dict[str, tuple[int, ...]]:

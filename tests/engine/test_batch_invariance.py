@@ -21,9 +21,9 @@ from common.params import SynthesisParams
 from common.variants import Variant
 from tests.support.checkpoints import Checkpoints
 from tests.support.t3 import Request, sequence
-from worker.engine.loading import LoadedModel, load_model
-from worker.engine.t3_runner import T3Runner
-from worker.engine.t3_scheduler import T3Scheduler
+from worker.engine.model.loading import LoadedModel, load_model
+from worker.engine.t3.runner import T3Runner
+from worker.engine.t3.scheduler import T3Scheduler
 
 SLOTS = 8
 WATCHED = "A second request, running at the same time."

@@ -13,10 +13,10 @@ from common.params import SynthesisParams
 from tests.engine.test_streaming import seam_report
 from tests.support.engine import BATCH_TOLERANCE, synthesize
 from tests.support.t3 import record_batch_sizes
-from worker.engine.conditioning import VoiceConditioning, compute_conditioning
-from worker.engine.loading import LoadedModel
+from worker.engine.model.conditioning import VoiceConditioning, compute_conditioning
+from worker.engine.model.loading import LoadedModel
+from worker.engine.model.random_checkpoint import reference_clip
 from worker.engine.pipeline import StreamingEngine
-from worker.engine.random_checkpoint import reference_clip
 
 SAMPLES_PER_TOKEN = 960
 

@@ -22,8 +22,8 @@ from worker.capacity import (
     choose_slots,
     slots_that_fit,
 )
-from worker.engine.loading import LoadedModel, load_model
-from worker.engine.t3_runner import T3Runner, kv_bytes_per_slot
+from worker.engine.model.loading import LoadedModel, load_model
+from worker.engine.t3.runner import T3Runner, kv_bytes_per_slot
 
 PER_SLOT = 240 * MIB  # the full-size Llama T3 in bf16, 1024 positions
 WINDOWS = 16

@@ -14,8 +14,8 @@ from chatterbox.models.tokenizers.tokenizer import REPO_ID, MTLTokenizer
 
 from common.variants import CANGJIE_TABLE, FILES, PKUSEG_DIR, Variant
 from tests.support.checkpoints import Checkpoints
-from worker.engine.chinese import load_converter, multilingual_tokenizer, read_cangjie_table
 from worker.engine.errors import InvalidCheckpointError, ModelNotFoundError
+from worker.engine.model.chinese import load_converter, multilingual_tokenizer, read_cangjie_table
 
 VOCAB = FILES[Variant.MULTILINGUAL].tokenizer[0]
 TEXTS = [

@@ -128,8 +128,8 @@ def test_a_bad_setting_names_the_variable(tmp_path: Path) -> None:
 def test_the_master_and_light_modules_do_not_import_torch() -> None:
     # The master process (all of app/) starts in a second: it never loads torch or chatterbox.
     code = (
-        "import sys; import common.settings, common.params, worker.engine.text, "
-        "worker.engine.text_feed, common.variants, common.protocol, app.main, "
+        "import sys; import common.settings, common.params, worker.engine.text.chunking, "
+        "worker.engine.text.feed, common.variants, common.protocol, app.main, "
         "app.__main__; bad = {'torch', 'chatterbox'} & set(sys.modules); "
         "assert not bad, f'{bad} imported'"
     )
@@ -147,7 +147,7 @@ def test_weights_are_found_in_the_hugging_face_cache(english_dir: Path, tmp_path
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0123456789abcdef")
     code = (
-        "from worker.engine.loading import load_model; "
+        "from worker.engine.model.loading import load_model; "
         "m = load_model(None, device='cpu'); print(m.checkpoint_dir, m.weights)"
     )
     result = run("-c", code, HF_HOME=str(tmp_path / "hf"), MODEL_PATH="")

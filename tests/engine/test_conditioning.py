@@ -14,11 +14,11 @@ from chatterbox.tts_turbo import ChatterboxTurboTTS
 from common.audio import AudioDecodeError, decode_audio
 from tests.support.audio_files import write_audio
 from tests.support.engine import synthesize
-from worker.engine.conditioning import VoiceConditioning, compute_conditioning, load_reference
 from worker.engine.errors import InvalidRequestError
-from worker.engine.loading import LoadedModel
+from worker.engine.model.conditioning import VoiceConditioning, compute_conditioning, load_reference
+from worker.engine.model.loading import LoadedModel
+from worker.engine.model.random_checkpoint import reference_clip
 from worker.engine.pipeline import StreamingEngine
-from worker.engine.random_checkpoint import reference_clip
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ from common.params import SynthesisParams
 from common.variants import Variant
 from tests.support.checkpoints import Checkpoints
 from tests.support.t3 import Request, sequence
-from worker.engine.budgets import TOKENS_PER_SECOND, token_budget
-from worker.engine.loading import LoadedModel, load_model
+from worker.engine.model.loading import LoadedModel, load_model
 from worker.engine.pipeline import StreamingEngine
-from worker.engine.t3_runner import T3Runner
-from worker.engine.t3_scheduler import T3Scheduler
+from worker.engine.t3.runner import T3Runner
+from worker.engine.t3.scheduler import T3Scheduler
+from worker.engine.text.budgets import TOKENS_PER_SECOND, token_budget
 
 # Natural speaking rates the budgets must exceed by 1.5x: Mandarin at 5 Hanzi (syllables) per
 # second, the fast end of everyday speech; Japanese at 8 morae per second, a kanji 2 morae.

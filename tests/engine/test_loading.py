@@ -11,9 +11,9 @@ import torch
 
 from common.variants import FILES, ModelChoice, Variant
 from tests.support.checkpoints import Checkpoints
-from worker.engine.architecture import count_parameters
 from worker.engine.errors import InvalidCheckpointError, ModelNotFoundError
-from worker.engine.loading import load_model, pick_device, resolve_checkpoint
+from worker.engine.model.architecture import count_parameters
+from worker.engine.model.loading import load_model, pick_device, resolve_checkpoint
 
 
 def test_random_checkpoint_loads_through_model_path_and_says_so(english_dir: Path) -> None:

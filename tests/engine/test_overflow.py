@@ -14,7 +14,7 @@ from common.params import SynthesisParams
 from tests.support.engine import BATCH_TOLERANCE, synthesize
 from tests.support.t3 import record_batch_sizes
 from worker.engine.errors import InvalidRequestError
-from worker.engine.loading import LoadedModel
+from worker.engine.model.loading import LoadedModel
 from worker.engine.pipeline import StreamingEngine
 
 OTHERS = [("Hi.", 11), ("Ok.", 12)]  # (text, seed)

@@ -22,12 +22,12 @@ from common.variants import Variant
 from tests.support.checkpoints import Checkpoints
 from tests.support.engine import BATCH_TOLERANCE
 from tests.support.t3 import Request, run
-from worker.engine.conditioning import VoiceConditioning, compute_conditioning
-from worker.engine.loading import LoadedModel, load_model
-from worker.engine.random_checkpoint import reference_clip
-from worker.engine.s3gen_runner import S3GenRunner, WindowInputs
-from worker.engine.s3gen_stream import S3GenStream, StreamConfig, Window
-from worker.engine.t3_decode import SPEECH_VOCAB
+from worker.engine.model.conditioning import VoiceConditioning, compute_conditioning
+from worker.engine.model.loading import LoadedModel, load_model
+from worker.engine.model.random_checkpoint import reference_clip
+from worker.engine.s3gen.runner import S3GenRunner, WindowInputs
+from worker.engine.s3gen.stream import S3GenStream, StreamConfig, Window
+from worker.engine.t3.decode import SPEECH_VOCAB
 
 TOKENS = 60
 TEXT = {Variant.MULTILINGUAL: ("Bonjour à tous, voici un essai.", "fr")}

@@ -14,8 +14,8 @@ from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
 from common.variants import Variant
 from tests.support.checkpoints import Checkpoints
-from worker.engine.loading import LoadedModel, load_model
-from worker.engine.precision import ROTARY_BUFFERS, use_tf32
+from worker.engine.model.loading import LoadedModel, load_model
+from worker.engine.model.precision import ROTARY_BUFFERS, use_tf32
 
 
 @dataclass(frozen=True)

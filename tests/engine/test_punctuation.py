@@ -6,7 +6,7 @@ import pytest
 from chatterbox import mtl_tts, tts, tts_turbo
 
 from common.variants import Variant
-from worker.engine.punctuation import punc_norm
+from worker.engine.text.punctuation import punc_norm
 
 UPSTREAM = {
     Variant.ENGLISH: tts.punc_norm,

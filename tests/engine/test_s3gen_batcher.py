@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from worker.engine.s3gen_batcher import WindowJob, pick
+from worker.engine.s3gen.batcher import WindowJob, pick
 from worker.engine.stats import SynthesisStats
 
 

@@ -18,10 +18,10 @@ import torch
 from common.variants import Variant
 from tests.support.checkpoints import Checkpoints
 from worker.engine.errors import EngineError, InvalidCheckpointError
-from worker.engine.loading import LoadedModel, load_model
-from worker.engine.s3gen_flow import Levels, estimate
-from worker.engine.s3gen_runner import S3GenRunner, WindowInputs
-from worker.engine.s3gen_stream import S3GenStream, StreamConfig
+from worker.engine.model.loading import LoadedModel, load_model
+from worker.engine.s3gen.flow import Levels, estimate
+from worker.engine.s3gen.runner import S3GenRunner, WindowInputs
+from worker.engine.s3gen.stream import S3GenStream, StreamConfig
 from worker.engine.transfer_count import TransferCount, TransferCounter
 
 VARIANTS = [Variant.ENGLISH, Variant.TURBO]

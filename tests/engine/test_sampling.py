@@ -21,7 +21,7 @@ from transformers import (
 
 from common.params import SynthesisParams
 from common.variants import Variant
-from worker.engine.sampling import (
+from worker.engine.t3.sampling import (
     BatchSampling,
     SamplingConfig,
     apply_repetition_penalty,

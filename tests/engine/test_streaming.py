@@ -11,12 +11,12 @@ from common.audio import SAMPLE_RATE
 from common.params import SynthesisParams
 from tests.support.engine import BATCH_TOLERANCE, synthesize
 from tests.support.t3 import Request, run
-from worker.engine.budgets import MAX_WINDOW_GROWTH, window_size
 from worker.engine.errors import InvalidRequestError
-from worker.engine.loading import LoadedModel
+from worker.engine.model.loading import LoadedModel
 from worker.engine.pipeline import StreamingEngine
-from worker.engine.s3gen_runner import S3GenRunner, WindowInputs
-from worker.engine.s3gen_stream import CONTEXT_TOKENS, S3GenStream, StreamConfig
+from worker.engine.s3gen.runner import S3GenRunner, WindowInputs
+from worker.engine.s3gen.stream import CONTEXT_TOKENS, S3GenStream, StreamConfig
+from worker.engine.text.budgets import MAX_WINDOW_GROWTH, window_size
 
 THREE_SENTENCES = "The sun rose over the hills. Birds began to sing. A new day had started."
 

@@ -15,13 +15,13 @@ import torch
 from common.params import SynthesisParams
 from tests.support.engine import BATCH_TOLERANCE, synthesize
 from tests.support.t3 import Request, run
-from worker.engine import t3_runner
 from worker.engine.errors import InvalidRequestError, NonFiniteLogitsError
-from worker.engine.loading import LoadedModel
+from worker.engine.model.loading import LoadedModel
 from worker.engine.pipeline import StreamingEngine
-from worker.engine.prompts import check_text_ids
-from worker.engine.t3_runner import T3Runner
-from worker.engine.t3_scheduler import T3Result, T3Step
+from worker.engine.t3 import runner as t3_runner
+from worker.engine.t3.prompts import check_text_ids
+from worker.engine.t3.runner import T3Runner
+from worker.engine.t3.scheduler import T3Result, T3Step
 from worker.engine.transfer_count import TransferCounter
 
 TEXTS = ["Hello there.", "A second voice joins.", "Third.", "And a fourth, later on."]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from worker.engine.sampling import SamplingConfig
-from worker.engine.t3_scheduler import T3Result, T3Scheduler, T3Sequence, T3Step
+from worker.engine.t3.sampling import SamplingConfig
+from worker.engine.t3.scheduler import T3Result, T3Scheduler, T3Sequence, T3Step
 
 EOS = 99
 GREEDY = SamplingConfig(temperature=0.0, top_p=1.0, min_p=0.0, repetition_penalty=1.0)

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pytest
 
 from common.variants import Variant
-from worker.engine.budgets import token_budget
 from worker.engine.errors import InvalidRequestError
-from worker.engine.punctuation import punc_norm
-from worker.engine.text import ChunkLimit, clean_text, split_into_chunks
+from worker.engine.text.budgets import token_budget
+from worker.engine.text.chunking import ChunkLimit, clean_text, split_into_chunks
+from worker.engine.text.punctuation import punc_norm
 
 LIMIT = 10_000
 

@@ -10,7 +10,7 @@ import pytest
 from common.variants import Variant
 from tests.engine.test_text import limit
 from worker.engine.errors import InvalidRequestError
-from worker.engine.text_feed import FLUSH, TextFeed
+from worker.engine.text.feed import FLUSH, TextFeed
 
 
 def ready(feed: TextFeed) -> list[object]:

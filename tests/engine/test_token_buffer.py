@@ -8,8 +8,8 @@ import asyncio
 
 from common.variants import Variant
 from tests.engine.test_t3_scheduler import EOS, sequence, step
-from worker.engine.t3_batcher import TokenBuffer, drops_token_before_eos
-from worker.engine.t3_scheduler import T3Scheduler
+from worker.engine.t3.scheduler import T3Scheduler
+from worker.engine.t3.token_buffer import TokenBuffer, drops_token_before_eos
 
 
 def generate(tokens: list[int], budget: int, drop: bool, room: int = 4) -> list[int]:

@@ -30,10 +30,10 @@ from safetensors.torch import load_file, save_file
 
 from common.variants import FILES, Variant
 from tests.support.checkpoints import Checkpoints, linked_copy
-from worker.engine.architecture import assemble_s3gen, resize_t3_config, t3_config
 from worker.engine.errors import InvalidCheckpointError, ModelNotFoundError
-from worker.engine.loading import load_model
-from worker.engine.random_checkpoint import architecture
+from worker.engine.model.architecture import assemble_s3gen, resize_t3_config, t3_config
+from worker.engine.model.loading import load_model
+from worker.engine.model.random_checkpoint import architecture
 
 MODELS = [
     (Variant.ENGLISH, None),
@@ -132,7 +132,7 @@ def test_turbo_checkpoint_keeps_wte_as_the_real_file_does(
     """The real t3_turbo_v1.safetensors holds GPT-2's token table; loading it failed before."""
     directory = checkpoints(Variant.TURBO)
     assert "tfmr.wte.weight" in load_file(str(directory / "t3_turbo_v1.safetensors"))
-    with caplog.at_level(logging.INFO, logger="worker.engine.weights"):
+    with caplog.at_level(logging.INFO, logger="worker.engine.model.weights"):
         model = load_model(directory, device="cpu", builtin_voice=False)
     assert not hasattr(model.t3.tfmr, "wte")
     assert (
@@ -190,7 +190,7 @@ def test_english_s3gen_tolerates_what_upstream_tolerates_and_logs_it(
         state["surplus"] = torch.zeros(1)
 
     loose = rewrite(english_dir, tmp_path / "loose", "s3gen.safetensors", change)
-    with caplog.at_level(logging.INFO, logger="worker.engine.weights"):
+    with caplog.at_level(logging.INFO, logger="worker.engine.model.weights"):
         model = load_model(loose, device="cpu", builtin_voice=False)
     reference = load_model(english_dir, device="cpu", builtin_voice=False)
     assert torch.equal(model.s3gen.tokenizer._mel_filters, reference.s3gen.tokenizer._mel_filters)

@@ -10,11 +10,11 @@ from common.variants import Variant
 from tests.support.checkpoints import Checkpoints
 from tests.support.engine import synthesize
 from tests.support.t3 import Request, logits_after_one_step
-from worker.engine.conditioning import compute_conditioning
 from worker.engine.errors import InvalidRequestError
-from worker.engine.loading import load_model
+from worker.engine.model.conditioning import compute_conditioning
+from worker.engine.model.loading import load_model
+from worker.engine.model.random_checkpoint import reference_clip
 from worker.engine.pipeline import StreamingEngine
-from worker.engine.random_checkpoint import reference_clip
 
 
 async def test_turbo_streams_and_ends_with_silence_tokens(checkpoints: Checkpoints) -> None:

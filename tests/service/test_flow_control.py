@@ -13,7 +13,7 @@ import pytest
 from app.metrics import PoolCollector
 from app.pool import WorkerPool
 from app.pool.pending_text import MAX_PIECES
-from app.streams import RequestStream, StreamFailed
+from app.pool.streams import RequestStream, StreamFailed
 from common.params import SynthesisParams
 from common.protocol import Job, TextPiece
 from tests.service.test_pool_inprocess import SLOTS, running_pool, until

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.audio_files import write_audio
 from tests.support.server import API_KEY, OTHER_KEY, SAMPLES_PER_TOKEN, Server, parse_wav, pcm
-from worker.engine.random_checkpoint import reference_clip
+from worker.engine.model.random_checkpoint import reference_clip
 
 
 @pytest.fixture(autouse=True)

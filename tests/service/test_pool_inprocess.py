@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from app.pool import PoolUnavailable, WorkerPool
+from app.pool.streams import RequestStream, StreamFailed
 from app.pool.supervisor import FIRST_BACKOFF
 from app.pool.workers import Slot
-from app.streams import RequestStream, StreamFailed
 from common.params import SynthesisParams
 from common.protocol import Heartbeat
 from common.settings import Settings

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from app.audio.headers import format_from_accept
+from app.speech.errors import SpeechError
 from app.speech.requests import InvalidRequest, SpeechRequest, parse_speech_request
 from app.speech.utterance import Utterance
 from app.web.auth import key_matches, startup_problem
-from app.web.errors import ApiError
+from app.web.errors import speech_api_error
 from app.web.json_body import InvalidJson, parse_json_object
 from common.log_setup import redact
 from common.params import SynthesisParams
@@ -104,7 +105,8 @@ async def test_a_voice_deleted_while_its_request_starts_is_a_404_naming_it(
     clip.unlink()
     library.find = lambda voice_id: voice  # type: ignore[method-assign]
     request = SpeechRequest("Hi.", "gone.wav", "wav", None, SynthesisParams())
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(SpeechError) as refused:
         await Utterance.begin(request, pool=None, library=library)  # type: ignore[arg-type]
-    assert refused.value.status == 404 and refused.value.field == "voice_id"
-    assert "deleted" in refused.value.message
+    error = speech_api_error(refused.value)
+    assert error.status == 404 and error.field == "voice_id"
+    assert "deleted" in error.message

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.variants import Variant
-from worker.engine.random_checkpoint import write_checkpoint
+from worker.engine.model.random_checkpoint import write_checkpoint
 
 
 class Checkpoints:

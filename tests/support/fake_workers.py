@@ -20,6 +20,7 @@ from common.protocol import (
     Done,
     Heartbeat,
     Job,
+    ModelInfo,
     ReportedState,
     Started,
     ToWorker,
@@ -29,6 +30,9 @@ from common.protocol import (
 )
 
 _pids = itertools.count(90000)
+FAKE_MODEL = ModelInfo(
+    description="fake", variant="chatterbox", label="chatterbox", repo_id="ResembleAI/chatterbox"
+)
 
 
 @dataclass
@@ -81,7 +85,7 @@ class FakeWorker:
                 beat = Heartbeat(
                     worker_id=self.worker_id, generation=self.generation, pid=0, state=state,
                     device="cpu", capacity=self.behaviour.capacity, active=len(self.running),
-                    model="fake", variant="chatterbox",
+                    model=FAKE_MODEL,
                 )  # fmt: skip
                 await self.results.send_multipart(encode(beat))
             await asyncio.sleep(self.behaviour.beat_interval)

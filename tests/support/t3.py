@@ -10,12 +10,12 @@ import torch
 
 from common.params import SynthesisParams
 from common.variants import Variant
-from worker.engine.conditioning import VoiceConditioning
-from worker.engine.loading import LoadedModel
-from worker.engine.prompts import prompt_overhead
-from worker.engine.sampling import sampling_config
-from worker.engine.t3_runner import T3Prompt, T3Runner
-from worker.engine.t3_scheduler import T3Result, T3Scheduler, T3Sequence, T3Step
+from worker.engine.model.conditioning import VoiceConditioning
+from worker.engine.model.loading import LoadedModel
+from worker.engine.t3.prompts import prompt_overhead
+from worker.engine.t3.runner import T3Prompt, T3Runner
+from worker.engine.t3.sampling import sampling_config
+from worker.engine.t3.scheduler import T3Result, T3Scheduler, T3Sequence, T3Step
 
 
 @dataclass

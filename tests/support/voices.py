@@ -10,7 +10,7 @@ import httpx
 from common.audio import SAMPLE_RATE
 from tests.support.audio_files import write_audio
 from tests.support.server import Server
-from worker.engine.random_checkpoint import reference_clip
+from worker.engine.model.random_checkpoint import reference_clip
 
 
 def clip_bytes(tmp_path: Path, seconds: float = 6.0, seed: int = 1, suffix: str = ".wav") -> bytes:

@@ -17,8 +17,8 @@ from common.voices.identity import WINDOW_SECONDS
 from common.voices.library import VoiceLibrary
 from tests.support.server import Server, parse_wav
 from tests.support.voices import clip_bytes, speak, upload
-from worker.engine.conditioning import compute_conditioning, load_reference
-from worker.engine.loading import LoadedModel
+from worker.engine.model.conditioning import compute_conditioning, load_reference
+from worker.engine.model.loading import LoadedModel
 from worker.voice_cache import VoiceCache
 
 

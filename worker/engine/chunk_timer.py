@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from common.audio import SAMPLE_RATE
 
-from .s3gen_stream import SAMPLES_PER_TOKEN
-from .timings import (
+from .s3gen.stream import SAMPLES_PER_TOKEN
+from .text.timings import (
     ChunkTimings,
     Placement,
     attention_char_spans,

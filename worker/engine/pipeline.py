@@ -5,9 +5,12 @@ Each request runs two small stages of its own, joined by bounded asyncio queues
 (``speech_token_queue_max`` and ``pcm_chunk_queue_max``): its T3 stage moves on to the next text
 chunk while its S3Gen stage still decodes the current one, and a slow consumer holds both back
 instead of letting audio pile up. The model calls themselves go to the engine's two batch loops
-(:mod:`t3_batcher`, :mod:`s3gen_batcher`), which step every live request's T3 sequence in one
+(:mod:`.t3.batcher`, :mod:`.s3gen.batcher`), which step every live request's T3 sequence in one
 batch and decode waiting S3Gen windows together, so a device serves many requests at the cost
 of a few. Per-request state lives in the request's own objects; the model is read-only.
+
+The stages themselves are :mod:`.t3_stage` and :mod:`.s3gen_stage`; they pass typed items
+(:mod:`.items`), and T3 yields to first windows by :mod:`.t3.priority`.
 """
 
 from __future__ import annotations
@@ -20,32 +23,29 @@ from collections.abc import AsyncIterator, Callable
 
 from common.params import SynthesisParams
 from common.settings import KV_CACHE_TOKENS
+from common.timings import ChunkTimings
 from common.variants import SUPPORTED_LANGUAGES, Variant
 
-from .alignment_probe import Head
-from .budgets import slice_size, speech_room, token_budget, window_size
-from .chunk_timer import ChunkTimer, SpokenChunk
-from .conditioning import VoiceConditioning
+from .chunk_timer import ChunkTimer
 from .errors import InvalidRequestError
-from .loading import LoadedModel
+from .items import End, Pcm, StageError
+from .model.conditioning import VoiceConditioning
+from .model.loading import LoadedModel
 from .model_loop import ready_for_loops
-from .prompts import check_text_ids, prompt_overhead
-from .punctuation import punc_norm
 from .request_state import PcmChunk, QueueBounds, RequestState
-from .s3gen_batcher import S3GenBatcher
-from .s3gen_stream import S3GenStream, StreamConfig
-from .sampling import sampling_config
+from .s3gen.batcher import S3GenBatcher
+from .s3gen_stage import S3GenStage
 from .stats import SynthesisStats
-from .t3_batcher import T3Batcher, TokenBuffer, drops_token_before_eos
-from .t3_runner import T3Prompt
-from .t3_scheduler import T3Sequence
-from .text import ChunkLimit
-from .text_feed import FLUSH, TextFeed
-from .timings import ChunkTimings
+from .t3.alignment_probe import Head
+from .t3.batcher import T3Batcher
+from .t3.priority import FirstWindowPriority
+from .t3.prompts import prompt_overhead
+from .t3_stage import T3Stage
+from .text.budgets import speech_room
+from .text.chunking import ChunkLimit
+from .text.feed import TextFeed
+from .text.punctuation import punc_norm
 
-_END = object()
-_DRAIN = object()  # T3 -> S3Gen: no more text for now, decode what you have
-_SEGMENT_END = object()  # T3 -> S3Gen: the client flushed, finish this stretch of audio
 DEFAULT_SLOTS = 8
 DEFAULT_MAX_WINDOWS = 16
 CPU_FIRST_WINDOWS = 1
@@ -82,14 +82,15 @@ class StreamingEngine:
         self.t3 = T3Batcher(
             model, slots, context, threads, batch_invariant, cuda_graphs, alignment_heads
         )
-        # Requests whose first window's tokens are out and whose first window is not decoded yet.
-        self._awaiting_first: set[RequestState] = set()
         if first_windows is None:
             first_windows = max_windows if model.device.type == "cuda" else CPU_FIRST_WINDOWS
         self.s3gen = S3GenBatcher(model, max_windows, first_windows, threads)
         self.context = context
         self.prompt_overhead = prompt_overhead(model)  # chunks are cut to fit any voice
         self.speech_limit = model.t3.hp.max_speech_tokens - 4
+        priority = FirstWindowPriority(self.t3.wake)
+        self._t3_stage = T3Stage(model, self.t3, priority, context, self.speech_limit)
+        self._s3gen_stage = S3GenStage(model, self.s3gen, priority)
         ready_for_loops(model.device)  # the buffers just made, before the loops' streams use them
 
     def close(self) -> None:
@@ -154,7 +155,7 @@ class StreamingEngine:
 
         ``text`` is a whole text, or a :class:`TextFeed` (from ``validate(None, params)``) that
         the caller keeps pushing text into: speech starts with its first complete sentence.
-        ``on_timings`` is given each chunk's timings (:mod:`chunk_timer`) between the chunks
+        ``on_timings`` is given each chunk's timings (:mod:`.chunk_timer`) between the chunks
         of PCM, before any PCM past that chunk's end.
         """
         params = params or SynthesisParams()
@@ -181,176 +182,30 @@ class StreamingEngine:
             timer=None if on_timings is None else self._timer(params),
         )
         tasks = [
-            asyncio.create_task(self._t3_stage(request)),
-            asyncio.create_task(self._s3gen_stage(request)),
+            asyncio.create_task(self._t3_stage.run(request)),
+            asyncio.create_task(self._s3gen_stage.run(request)),
         ]
         try:
             index = 0
-            while (item := await request.pcm.get()) is not _END:
-                if isinstance(item, BaseException):
-                    raise item
-                if isinstance(item, ChunkTimings):
-                    assert on_timings is not None
-                    on_timings(item)
-                    continue
-                if stats.first_audio is None:
-                    stats.first_audio = time.perf_counter()
-                stats.pcm_chunks += 1
-                stats.samples += len(item)
-                yield PcmChunk(item, index)
-                index += 1
+            while not isinstance(item := await request.pcm.get(), End):
+                match item:
+                    case StageError(error):
+                        raise error
+                    case ChunkTimings():
+                        assert on_timings is not None
+                        on_timings(item)
+                    case Pcm(samples):
+                        if stats.first_audio is None:
+                            stats.first_audio = time.perf_counter()
+                        stats.pcm_chunks += 1
+                        stats.samples += len(samples)
+                        yield PcmChunk(samples, index)
+                        index += 1
         finally:
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _t3_stage(self, request: RequestState) -> None:
-        out = request.tokens
-        try:
-            generator = random.Random(request.seed)
-            while True:
-                if not request.feed.has_ready():
-                    await out.put(_DRAIN)  # the text source is slower than speech
-                chunk = await request.feed.get()
-                if chunk is None:
-                    break
-                if chunk is FLUSH:
-                    await out.put(_SEGMENT_END)
-                    continue
-                assert isinstance(chunk, str)
-                request.stats.text_chunks += 1
-                await self._speak(request, chunk, generator)
-            request.stats.last_token = time.perf_counter()
-            await out.put(_END)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as error:  # handed to the consumer, which re-raises it
-            await out.put(error)
-
-    async def _speak(self, request: RequestState, text: str, generator: random.Random) -> None:
-        """Generate one chunk's tokens in the T3 batch, handing them on a slice at a time."""
-        params, stats = request.params, request.stats
-        drop = drops_token_before_eos(self.model.variant)
-        buffer = TokenBuffer(params.audio_tokens_per_slice, self.t3.wake, drop_before_eos=drop)
-        sequence = await self._sequence(request, text, generator, buffer)
-        self.t3.add(sequence)
-        taken = 0
-        try:
-            while tokens := await buffer.take(slice_size(params, stats.speech_tokens > 0)):
-                stats.speech_tokens += len(tokens)
-                taken += len(tokens)
-                await request.tokens.put(tokens)
-                if stats.speech_tokens >= window_size(params, 0) and not request.first_window_done:
-                    self._awaiting_first.add(request)
-        finally:
-            if not sequence.finished:
-                self.t3.cancel(sequence)
-        if request.timer is not None:
-            await request.tokens.put(self._spoken(request, text, sequence, taken))
-
-    async def _sequence(
-        self, request: RequestState, text: str, generator: random.Random, buffer: TokenBuffer
-    ) -> T3Sequence:
-        model, params = self.model, request.params
-        ids = await asyncio.to_thread(model.tokenize, text, params.language)
-        check_text_ids(ids, model.t3.hp.text_tokens_dict_size)
-        prompt_length = prompt_overhead(model, request.voice) + len(ids)
-        if params.fixed_token_count is None:
-            budget = token_budget(text, self.speech_limit)  # the chunk was cut to fit
-        else:  # a benchmark's fixed count, cut to what the slot holds
-            room = speech_room(self.context, prompt_length)
-            budget = min(params.fixed_token_count, self.speech_limit, room)
-        return T3Sequence(
-            prompt=T3Prompt(request.voice, params.exaggeration, ids),
-            prompt_length=prompt_length,
-            budget=budget,
-            sampling=sampling_config(model.variant, params),
-            cfg_weight=0.0 if model.variant.turbo_family else params.cfg_weight,
-            ignore_eos=params.fixed_token_count is not None,
-            generator=generator,
-            on_tokens=buffer.push,
-            on_error=buffer.fail,
-            runnable=lambda: buffer.wanted() and self._may_run(request),
-        )
-
-    def _may_run(self, request: RequestState) -> bool:
-        """First audio before anything else: once a request has its first window's tokens, T3
-        pauses it, and pauses every request past its first window, until every such first
-        window is decoded; S3Gen then has the device to itself for those windows."""
-        if request.first_window_done:
-            return not self._awaiting_first
-        return request not in self._awaiting_first
-
-    def _first_window_done(self, request: RequestState) -> None:
-        request.first_window_done = True
-        if request in self._awaiting_first:
-            self._awaiting_first.discard(request)
-            self.t3.wake()
-
-    async def _s3gen_stage(self, request: RequestState) -> None:
-        try:
-            stream = S3GenStream(self.model, request.voice, self._config(request))
-            pending: list[int] = []
-            while (item := await request.tokens.get()) is not _END:
-                if isinstance(item, BaseException):
-                    raise item
-                if isinstance(item, SpokenChunk):
-                    await self._chunk_spoken(request, item, len(stream.tokens) + len(pending))
-                    continue
-                await self._release_timings(request, stream_ends=item is _SEGMENT_END)
-                if item is _SEGMENT_END:
-                    if stream.tokens or pending:
-                        await self._decode(request, stream, pending, final=True)
-                        stream = S3GenStream(self.model, request.voice, self._config(request))
-                        if request.timer is not None:
-                            request.timer.new_stream()
-                    pending = []
-                elif item is _DRAIN:
-                    if pending:
-                        await self._decode(request, stream, pending)
-                    pending = []
-                else:
-                    pending.extend(item)
-                    # Windows fall at fixed token counts, never where timing happens to put
-                    # them, so a seed reproduces a request exactly, alone or beside others.
-                    window = window_size(request.params, stream.windows)
-                    if stream.pending_tokens + len(pending) >= window:
-                        await self._decode(request, stream, pending)
-                        pending = []
-            await self._release_timings(request, stream_ends=True)
-            await self._decode(request, stream, pending, final=True)
-            await request.pcm.put(_END)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as error:
-            await request.pcm.put(error)
-        finally:
-            self._first_window_done(request)
-
-    @staticmethod
-    def _config(request: RequestState) -> StreamConfig:
-        params = request.params
-        return StreamConfig(
-            overlap=params.chunk_overlap_method,
-            crossfade_ms=params.crossfade_duration_milliseconds,
-            leading_trim_ms=params.remove_leading_milliseconds,
-            trailing_trim_ms=params.remove_trailing_milliseconds,
-            seed=request.seed,
-        )
-
-    async def _decode(
-        self, request: RequestState, stream: S3GenStream, tokens: list[int], final: bool = False
-    ) -> None:
-        pcm = await self.s3gen.decode(stream, tokens, request.stats, final)
-        if request.timer is not None:
-            request.timer.emitted(len(pcm))
-        if len(pcm):
-            await request.pcm.put(pcm)
-        if not request.first_window_done:
-            self._first_window_done(request)
-
-    # --- timings (chunk_timer) ------------------------------------------------------------------
 
     def _timer(self, params: SynthesisParams) -> ChunkTimer:
         closing = 3 if self.model.variant.turbo_family else 0  # S3GenStream's silence tokens
@@ -358,26 +213,3 @@ class StreamingEngine:
             lambda text: self.model.tokenize(text, params.language),
             params.remove_leading_milliseconds, params.remove_trailing_milliseconds, closing,
         )  # fmt: skip
-
-    def _spoken(
-        self, request: RequestState, text: str, sequence: T3Sequence, taken: int
-    ) -> SpokenChunk:
-        request.chunks += 1
-        return SpokenChunk(
-            index=request.chunks - 1, text=text, source=getattr(text, "source", text),
-            text_tokens=len(sequence.prompt.text_ids), positions=sequence.text_positions,
-            tokens=taken,
-        )  # fmt: skip
-
-    async def _chunk_spoken(self, request: RequestState, chunk: SpokenChunk, tokens: int) -> None:
-        assert request.timer is not None
-        request.timer.hold(chunk, tokens)
-        if not request.timer.waits:
-            await self._release_timings(request, stream_ends=False)
-
-    async def _release_timings(self, request: RequestState, stream_ends: bool) -> None:
-        """Hand on the held chunk's timings (made off the event loop: they tokenize)."""
-        if request.timer is not None and request.timer.holding:
-            timings = await asyncio.to_thread(request.timer.release, stream_ends)
-            if timings is not None:
-                await request.pcm.put(timings)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -12,9 +11,11 @@ from common.audio import SAMPLE_RATE, int16_bytes
 from common.params import SynthesisParams
 
 from .chunk_timer import ChunkTimer
-from .conditioning import VoiceConditioning
+from .items import PcmItem, TokenItem
+from .model.conditioning import VoiceConditioning
 from .stats import SynthesisStats
-from .text_feed import TextFeed
+from .t3.priority import FirstWindow
+from .text.feed import TextFeed
 
 
 @dataclass
@@ -38,9 +39,9 @@ class RequestState:
     voice: VoiceConditioning
     seed: int
     stats: SynthesisStats
-    tokens: asyncio.Queue[Any]  # T3 -> S3Gen: token slices, then _END or an exception
-    pcm: asyncio.Queue[Any]  # S3Gen -> consumer: float32 arrays, then _END or an exception
-    first_window_done: bool = False  # S3Gen has decoded (or skipped) its first window
+    tokens: asyncio.Queue[TokenItem]  # T3 -> S3Gen
+    pcm: asyncio.Queue[PcmItem]  # S3Gen -> consumer
+    first_window: FirstWindow = field(default_factory=FirstWindow)
     timer: ChunkTimer | None = None  # with timings: where each chunk's audio lies
     chunks: int = 0  # text chunks spoken so far
 

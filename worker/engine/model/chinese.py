@@ -31,7 +31,7 @@ from common.variants import (
     Variant,
 )
 
-from .errors import InvalidCheckpointError, InvalidRequestError, ModelNotFoundError
+from ..errors import InvalidCheckpointError, InvalidRequestError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 

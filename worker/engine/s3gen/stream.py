@@ -4,10 +4,10 @@ Upstream has no streaming path (``flow.inference(finalize=False)`` crashes) and 
 whole prefix per slice is quadratic. A stream decodes one *window* at a time: the voice prompt,
 a bounded left context of already emitted tokens, and the new tokens. This module keeps one
 stream's state and decides each window (:meth:`S3GenStream.plan`), hands its inputs to the
-batched decoder (:mod:`s3gen_runner`, which decodes the windows of many streams at once), and
+batched decoder (:mod:`.runner`, which decodes the windows of many streams at once), and
 turns the decoded audio into what may be emitted (:meth:`S3GenStream.complete`).
 
-- Noise is fixed per absolute mel frame and vocoder sample (:mod:`s3gen_noise`), so overlapping
+- Noise is fixed per absolute mel frame and vocoder sample (:mod:`.noise`), so overlapping
   windows see the same noise where they overlap, and a seed reproduces the audio.
 - The last ``pre_lookahead_len`` tokens wait for their right context unless the stream is final
   (what upstream's ``finalize=False`` intends).
@@ -24,11 +24,11 @@ import numpy as np
 from common.audio import SAMPLE_RATE
 from common.params import OverlapMethod
 
-from .conditioning import VoiceConditioning
-from .errors import EngineError
-from .loading import LoadedModel
-from .s3gen_noise import PositionalNoise, SineSource
-from .s3gen_runner import S3GenRunner, WindowInputs, host_trim_fade
+from ..errors import EngineError
+from ..model.conditioning import VoiceConditioning
+from ..model.loading import LoadedModel
+from .noise import PositionalNoise, SineSource
+from .runner import S3GenRunner, WindowInputs, host_trim_fade
 
 MEL_PER_TOKEN = 2
 SAMPLES_PER_MEL = 480

@@ -2,7 +2,7 @@
 
 Host work, plain Python. For a chunk of ``n`` text tokens spoken as ``T`` speech tokens (40 ms,
 960 samples each), the decode step read, for each speech token, the text token its alignment
-heads attended to most (:mod:`alignment_probe`). That reading is noisy (a head glances back, or
+heads attended to most (:mod:`..t3.alignment_probe`). That reading is noisy (a head glances back, or
 ahead at the end), so it is made a **monotonic path** by a bounded running maximum: the path
 starts at text token 0, never goes back, and moves forward by at most :data:`MAX_ADVANCE` text
 tokens per speech token (a glance far ahead is followed only as fast as speech can go; speech
@@ -27,46 +27,14 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate, groupby
-from typing import Literal
 
 from common.audio import SAMPLE_RATE
+from common.timings import ChunkTimings, TimedWord
 
 from .budgets import char_seconds
 
 MAX_ADVANCE = 3  # text tokens the path may move forward per speech token
 Span = tuple[float, float]  # [start, end) in samples from the chunk's first sample
-
-
-@dataclass(frozen=True)
-class TimedWord:
-    word: str
-    start_ms: float
-    end_ms: float
-    char_start: int  # [char_start, char_end) in the chunk's client text
-    char_end: int
-
-
-@dataclass(frozen=True)
-class ChunkTimings:
-    """One chunk's times, in ms of the request's audio as the engine emits it."""
-
-    chunk: int
-    source: Literal["attention", "estimate"]
-    text: str
-    char_start_ms: list[float]
-    char_end_ms: list[float]
-    normalized_text: str
-    normalized_char_start_ms: list[float]
-    normalized_char_end_ms: list[float]
-    words: list[TimedWord]
-
-    @property
-    def start_ms(self) -> float:
-        return self.normalized_char_start_ms[0]
-
-    @property
-    def end_ms(self) -> float:
-        return self.normalized_char_end_ms[-1]
 
 
 def monotonic_path(positions: list[int], text_tokens: int) -> list[int]:
@@ -149,7 +117,11 @@ def words_of(text: str, starts: list[float], ends: list[float]) -> list[TimedWor
     for word in text.split():
         k = text.index(word, k)
         stop = k + len(word)
-        words.append(TimedWord(word, starts[k], ends[stop - 1], k, stop))
+        words.append(
+            TimedWord(
+                word=word, start_ms=starts[k], end_ms=ends[stop - 1], char_start=k, char_end=stop
+            )
+        )
         k = stop
     return words
 
@@ -176,6 +148,8 @@ def chunk_timings(
     audio."""
     back = source_spans(source, normalized, char_spans)
     starts, ends = ([placement.ms(s[i]) for s in back] for i in (0, 1))
+    normalized_starts = [placement.ms(s) for s, _ in char_spans]
+    normalized_ends = [placement.ms(e) for _, e in char_spans]
     return ChunkTimings(
         chunk=chunk,
         source="attention" if attention else "estimate",
@@ -183,7 +157,9 @@ def chunk_timings(
         char_start_ms=starts,
         char_end_ms=ends,
         normalized_text=normalized,
-        normalized_char_start_ms=[placement.ms(s) for s, _ in char_spans],
-        normalized_char_end_ms=[placement.ms(e) for _, e in char_spans],
+        normalized_char_start_ms=normalized_starts,
+        normalized_char_end_ms=normalized_ends,
         words=words_of(source, starts, ends),
+        start_ms=normalized_starts[0],
+        end_ms=normalized_ends[-1],
     )

@@ -1,18 +1,18 @@
 """One T3 decode step over a bucket of slots: device work only, so it can be captured.
 
-The step reads the slot table the host staged (:mod:`t3_staging`), samples each sampling slot's
+The step reads the slot table the host staged (:mod:`.staging`), samples each sampling slot's
 next token from the logits the previous step left, feeds it through the backbone (riders are
 fed zeros, their results thrown away) and keeps the new logits. No host value is read and no
 branch depends on a tensor's value; its shapes depend only on ``(slots, length)``, a bucket of
 batch sizes and of attention lengths, so ``torch.compile(fullgraph=True)`` takes it whole and
-CUDA replays it from a graph per bucket (:mod:`t3_graphs`).
+CUDA replays it from a graph per bucket (:mod:`.graphs`).
 
 A slot whose logits are not finite (NaN or inf anywhere after CFG), or whose drawn token is
 neither a speech token (< 6561) nor an allowed EOS, gets :data:`INVALID` instead of a token and
 is fed token 0: no out-of-range index ever reaches an embedding, on the device, and the host
 ends that one request.
 
-With alignment heads (:mod:`alignment_probe`), the step also reads where each slot's speech is
+With alignment heads (:mod:`.alignment_probe`), the step also reads where each slot's speech is
 in its text; the step returns (slots, 2): the token and that text position, one tensor, so the
 host still reads back once.
 """
@@ -24,9 +24,9 @@ from typing import Any
 import torch
 
 from .alignment_probe import AlignmentProbe, Head
+from .backbone import Attention, Backbone, KVCache
 from .sampling import GREEDY_TEMPERATURE, BatchSampling, sample
-from .t3_backbone import Attention, Backbone, KVCache
-from .t3_staging import Column
+from .staging import Column
 
 SPEECH_VOCAB = 6561  # valid S3 speech tokens are < 6561
 INVALID = -1  # the token of a slot whose logits were not finite

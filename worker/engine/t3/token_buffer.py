@@ -1,26 +1,12 @@
-"""T3 for every live request of an engine, in one batch: the scheduler, the runner and the loop
-joined, and each sequence's token buffer, which is how a request reads its tokens.
-
-A sequence runs while its buffer has room: a request that stops reading (its listener is slow)
-lets the buffer fill and the sequence pauses, riding along in the batch without holding anyone
-back.
-"""
+"""Each T3 sequence's token buffer: how a request reads its tokens, and how a slow reader
+pauses its sequence (the buffer full, the sequence rides along in the batch)."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 
 from common.variants import Variant
-
-from .alignment_probe import Head
-from .loading import LoadedModel
-from .model_loop import ModelLoop
-from .t3_runner import T3Runner
-from .t3_scheduler import T3Scheduler, T3Sequence
-
-log = logging.getLogger(__name__)
 
 
 def drops_token_before_eos(variant: Variant) -> bool:
@@ -81,46 +67,3 @@ class TokenBuffer:
         taken, self.tokens = self.tokens[:count], self.tokens[count:]
         self.on_room()
         return taken
-
-
-class T3Batcher(ModelLoop):
-    def __init__(
-        self,
-        model: LoadedModel,
-        slots: int,
-        context: int,
-        threads: int | None = None,
-        batch_invariant: bool = False,
-        cuda_graphs: bool = True,
-        alignment_heads: tuple[Head, ...] | None = None,
-    ) -> None:
-        super().__init__("t3", threads, model.device)
-        eos = model.t3.hp.stop_speech_token
-        self.scheduler = T3Scheduler(slots, context, eos)
-        self.runner = T3Runner(model, slots, context, batch_invariant, cuda_graphs, alignment_heads)
-
-    def add(self, sequence: T3Sequence) -> None:
-        self.bind()
-        self.scheduler.add(sequence)
-        self.wake()
-
-    def cancel(self, sequence: T3Sequence) -> None:
-        self.scheduler.cancel(sequence)
-        self.wake()
-
-    def has_work(self) -> bool:
-        return not self.scheduler.idle
-
-    def forget(self) -> None:
-        for sequence in [*self.scheduler.slots, *self.scheduler.waiting]:
-            self.scheduler.cancel(sequence)
-
-    async def run_once(self) -> None:
-        step = self.scheduler.plan()
-        try:
-            result = await self.call(self.runner.step, step)
-        except Exception as error:  # every sequence of the step ends with it
-            log.exception("T3 step failed")
-            self.scheduler.fail(step, error)
-            return
-        self.scheduler.commit(step, result)

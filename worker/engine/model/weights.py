@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from .errors import InvalidCheckpointError
+from ..errors import InvalidCheckpointError
 
 log = logging.getLogger(__name__)
 

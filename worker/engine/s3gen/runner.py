@@ -1,7 +1,7 @@
 """The S3Gen model runner: decodes the windows of many streams in one batch.
 
 Windows of different voices and lengths are padded to the longest and masked, as upstream's
-``flow.inference`` does for a batch; the flow itself is :mod:`s3gen_flow`.
+``flow.inference`` does for a batch; the flow itself is :mod:`.flow`.
 
 - **Vocoder**: HiFT's convolutions see past a window's end; each window is vocoded followed by
   ``VOCODER_PAD_FRAMES`` frames of silence, alone or in a batch, so whatever follows in the
@@ -29,11 +29,11 @@ import torch.nn.functional as F
 from chatterbox.models.s3gen.hifigan import HiFTGenerator
 from chatterbox.models.s3gen.utils.mask import make_pad_mask
 
-from .conditioning import VoiceConditioning
-from .errors import EngineError
-from .loading import LoadedModel
-from .s3gen_flow import check_full_context, encode, solve
-from .s3gen_noise import SineSource
+from ..errors import EngineError
+from ..model.conditioning import VoiceConditioning
+from ..model.loading import LoadedModel
+from .flow import check_full_context, encode, solve
+from .noise import SineSource
 
 MEL_PER_TOKEN = 2
 SAMPLES_PER_MEL = 480

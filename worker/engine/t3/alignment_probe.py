@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .t3_staging import Column
+from .staging import Column
 
 Head = tuple[int, int]  # (layer, head)
 LLAMA_ALIGNMENT_HEADS: tuple[Head, ...] = ((12, 15), (13, 11), (9, 2))

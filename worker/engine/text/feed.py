@@ -25,8 +25,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Final
 
-from .errors import InvalidRequestError
-from .text import SENTENCE_END, ChunkLimit, chunk_text, clean_text, pack, split_into_chunks
+from ..errors import InvalidRequestError
+from .chunking import SENTENCE_END, ChunkLimit, chunk_text, clean_text, pack, split_into_chunks
 
 
 class _Flush:

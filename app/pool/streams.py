@@ -1,21 +1,20 @@
-"""One request as the master sees it: where it runs, and the events coming back for it.
+"""One request as the pool sees it: what to run, where it runs, and the events coming back.
 
 The single result receiver (``app.pool``) puts each worker message into its request's
-:class:`RequestStream`; the route that owns the request reads them. Each audio chunk read returns
-one credit to the worker, so what waits here is bounded by ``Job.credit``.
+:class:`RequestStream`; the speech core (``app.speech``) that submitted it reads them. Each audio
+chunk read returns one credit to the worker, so what waits here is bounded by ``Job.credit``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from common.log_setup import new_request_id
 from common.params import SynthesisParams
-from common.protocol import Done, Failed, Started, Timings
+from common.protocol import Done, Failed, Job, Started, Timings
 
 
 class StreamFailed(Exception):
@@ -33,16 +32,12 @@ class AudioChunk:
 
 
 Event = Started | AudioChunk | Timings | Done | Failed
-_counter = itertools.count()
-
-
-def new_request_id() -> str:
-    return f"{uuid.uuid4().hex[:16]}{next(_counter):x}"
 
 
 @dataclass
 class RequestStream:
-    """The master's end of one request."""
+    """The master's end of one request: what to run (set once, by its submitter), then the
+    worker's events (written by dispatch), read by its one consumer."""
 
     text: str | None
     params: SynthesisParams
@@ -50,17 +45,31 @@ class RequestStream:
     voice_path: str | None = None
     voice_hash: str | None = None
     request_id: str = field(default_factory=new_request_id)
-    worker_id: str | None = None
-    created: float = field(default_factory=time.perf_counter)
-    first_audio_at: float | None = None
-    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
-    assigned: asyncio.Event = field(default_factory=asyncio.Event)
-    finished: bool = False  # Done or Failed was received
-    done: Done | None = None
-    pcm_bytes: int = 0  # audio handed to the route so far
-    on_consumed: Callable[[RequestStream], None] | None = None
-    timings: list[Timings] = field(default_factory=list)  # as they came (asked with Job.timings)
     want_timings: bool = False  # sent as Job.timings: the worker sends a Timings per text chunk
+    created: float = field(default_factory=time.perf_counter)
+    # Dispatch's: the worker it runs on, what returns a credit, its being assigned.
+    worker_id: str | None = None
+    on_consumed: Callable[[RequestStream], None] | None = None
+    assigned: asyncio.Event = field(default_factory=asyncio.Event)
+    first_audio_at: float | None = None  # the metrics' (time to first audio)
+    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    finished: bool = False  # Done or Failed was received
+    # The consumer's: what it has read.
+    pcm_bytes: int = 0  # audio handed on so far
+    timings: list[Timings] = field(default_factory=list)  # as they came (asked with Job.timings)
+
+    def job(self, credit: int) -> Job:
+        """What its worker is sent to start it."""
+        return Job(
+            request_id=self.request_id,
+            text=self.text,
+            params=self.params,
+            voice_id=self.voice_id,
+            voice_path=self.voice_path,
+            voice_hash=self.voice_hash,
+            credit=credit,
+            timings=self.want_timings,
+        )
 
     def deliver(self, event: Event) -> None:
         if isinstance(event, Done | Failed):
@@ -77,7 +86,7 @@ class RequestStream:
         return event
 
     async def audio(self) -> AsyncIterator[bytes]:
-        """PCM bytes as they come; ends at Done (kept in ``self.done``), raises on Failed."""
+        """PCM bytes as they come; ends at Done, raises StreamFailed on Failed."""
         async for event in self._until_end():
             self.pcm_bytes += len(event.pcm)
             yield event.pcm
@@ -93,7 +102,6 @@ class RequestStream:
             elif isinstance(event, Timings):
                 self.timings.append(event)
             elif isinstance(event, Done):
-                self.done = event
                 return
             elif isinstance(event, Failed):
                 raise StreamFailed(event)

@@ -20,8 +20,8 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..errors import InvalidRequestError
 from .budgets import token_budget
-from .errors import InvalidRequestError
 
 _CLOSERS = r"\"'”’)\]」』）】》〉"
 SENTENCE_END = re.compile(rf"[.!?…]+[{_CLOSERS}]*\s+|[。！？．।॥؟۔]+[{_CLOSERS}]*\s*")

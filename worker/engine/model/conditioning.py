@@ -22,7 +22,7 @@ from chatterbox.models.t3.modules.cond_enc import T3Cond
 from common.audio import SAMPLE_RATE, decode_audio, resample
 from common.variants import REFERENCE_WINDOW_SECONDS, TURBO_MIN_REFERENCE_SECONDS
 
-from .errors import InvalidRequestError
+from ..errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from .loading import LoadedModel

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .t3_decode import DecodeStep
+from .decode import DecodeStep
 
 log = logging.getLogger(__name__)
 

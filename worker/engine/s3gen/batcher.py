@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .loading import LoadedModel
-from .model_loop import ModelLoop
-from .s3gen_runner import S3GenRunner, WindowInputs
-from .s3gen_stream import S3GenStream
-from .stats import SynthesisStats
+from ..model.loading import LoadedModel
+from ..model_loop import ModelLoop
+from ..stats import SynthesisStats
+from .runner import S3GenRunner, WindowInputs
+from .stream import S3GenStream
 
 
 @dataclass(eq=False)

@@ -2,12 +2,12 @@
 
 It knows nothing of requests, queues or asyncio: it owns the device state (the KV cache, each
 slot's latest logits and the tokens it has generated, for the repetition penalty) and turns a
-step's plan into tokens. Per step: stage the plan in one upload (:mod:`t3_staging`), apply the
+step's plan into tokens. Per step: stage the plan in one upload (:mod:`.staging`), apply the
 scheduler's slot moves, prefill the sequences that join, then one decode step
-(:mod:`t3_decode`) samples the next token of every slot that runs (CFG rows combined per
+(:mod:`.decode`) samples the next token of every slot that runs (CFG rows combined per
 sequence, each with its own settings and draw) and feeds those tokens through the backbone in
-one call, replayed from a CUDA graph where it can be (:mod:`t3_graphs`). The drawn tokens, with
-each slot's text position read from the alignment heads (:mod:`alignment_probe`), are the
+one call, replayed from a CUDA graph where it can be (:mod:`.graphs`). The drawn tokens, with
+each slot's text position read from the alignment heads (:mod:`.alignment_probe`), are the
 step's one read back to the host.
 
 Inputs follow upstream ``T3.inference``: conditioning, text between its start and stop tokens
@@ -24,15 +24,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..model.conditioning import VoiceConditioning
+from ..model.loading import LoadedModel
 from .alignment_probe import NO_POSITION, Head, default_alignment_heads
-from .conditioning import VoiceConditioning
-from .loading import LoadedModel
+from .backbone import Attention, KVCache, backbone_for
+from .decode import INVALID, DecodeStep
+from .graphs import GraphedDecode
 from .sampling import needs_ranking
-from .t3_backbone import Attention, KVCache, backbone_for
-from .t3_decode import INVALID, DecodeStep
-from .t3_graphs import GraphedDecode
-from .t3_scheduler import SlotStep, T3Result, T3Sequence, T3Step
-from .t3_staging import Column, Staging
+from .scheduler import SlotStep, T3Result, T3Sequence, T3Step
+from .staging import Column, Staging
 
 LENGTH_BUCKET = 64  # attention reads the cache in multiples of this many positions
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .conditioning import VoiceConditioning
-from .errors import InvalidRequestError
-from .loading import LoadedModel
+from ..errors import InvalidRequestError
+from ..model.conditioning import VoiceConditioning
+from ..model.loading import LoadedModel
 
 
 def prompt_overhead(model: LoadedModel, voice: VoiceConditioning | None = None) -> int:

@@ -22,10 +22,10 @@ from chatterbox.models.voice_encoder import VoiceEncoder
 
 from common.variants import FILES, RANDOM_MARKER, ModelChoice, Variant
 
+from ..errors import InvalidCheckpointError, ModelNotFoundError
 from .architecture import build_s3gen, build_t3, build_voice_encoder, drop_unused_t3_modules
 from .chinese import multilingual_tokenizer
 from .conditioning import VoiceConditioning
-from .errors import InvalidCheckpointError, ModelNotFoundError
 from .precision import cast_keeping_rotary, use_tf32
 from .weights import load_weights, log_dropped
 

@@ -33,7 +33,7 @@ from chatterbox.models.s3gen.decoder import ConditionalDecoder
 from chatterbox.models.s3gen.flow import CausalMaskedDiffWithXvec
 from chatterbox.models.s3gen.utils.mask import make_pad_mask
 
-from .errors import InvalidCheckpointError
+from ..errors import InvalidCheckpointError
 
 
 def check_full_context(flow: CausalMaskedDiffWithXvec) -> None:

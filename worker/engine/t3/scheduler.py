@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .budgets import speech_room
-from .errors import InvalidRequestError, NonFiniteLogitsError
+from ..errors import InvalidRequestError, NonFiniteLogitsError
+from ..text.budgets import speech_room
 from .sampling import SamplingConfig
 
 _ids = itertools.count()
