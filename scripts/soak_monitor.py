@@ -131,3 +131,18 @@ def growth_mb_per_h(points: list[tuple[float, float]]) -> float | None:
     spread = sum((t - mean_t) ** 2 for t, _ in points)
     slope = sum((t - mean_t) * (m - mean_m) for t, m in points) / spread
     return round(slope * 3600, 1)
+
+
+def floor_points(
+    points: list[tuple[float, float]], window_s: float = 120.0
+) -> list[tuple[float, float]]:
+    """The lowest RSS of each ``window_s`` window, at that window's middle: what stays in use
+    between requests. A sample's RSS also holds the requests in flight at that moment (several
+    hundred MB with five at once), which hides a slow leak in noise; the floor does not."""
+    if not points:
+        return []
+    start, windows = points[0][0], {}
+    for t, rss in points:
+        index = int((t - start) // window_s)
+        windows[index] = min(windows.get(index, rss), rss)
+    return [(start + (i + 0.5) * window_s, rss) for i, rss in sorted(windows.items())]

@@ -1,6 +1,7 @@
 """The soak's summary: outcomes by exchange, barge-in times, each process's memory, descriptors
 and threads (RSS at the warm-up's end, at the traffic's end and once idle, and its growth fitted
-over the run after the warm-up), and the verdict with the reasons it fails."""
+over the run after the warm-up: of each two-minute window's lowest RSS, and of every sample),
+and the verdict with the reasons it fails."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.soak_common import FAILURES, OUTCOMES, Tally
-from scripts.soak_monitor import growth_mb_per_h, rss_points
+from scripts.soak_monitor import floor_points, growth_mb_per_h, rss_points
 
 # Below this many minutes the growth is reported but not judged: too short a line to fit.
 JUDGED_MINUTES = 15
@@ -31,7 +32,8 @@ def process_row(
         "rss_mb_end": after[-1][1] if after else None,
         "rss_mb_idle": figures[-1]["rss_mb"] if figures else None,
         "rss_mb_peak": max((f["rss_mb"] for f in figures), default=None),
-        "growth_mb_per_h": growth_mb_per_h(after),
+        "growth_mb_per_h": growth_mb_per_h(floor_points(after)),  # judged
+        "sample_growth_mb_per_h": growth_mb_per_h(after),  # requests in flight included
         "fds_first_last": [figures[0]["fds"], figures[-1]["fds"]] if figures else None,
         "threads_first_last": [figures[0]["threads"], figures[-1]["threads"]] if figures else None,
     }
