@@ -56,15 +56,21 @@ def sse_result(tail: bytes) -> Result:
     return Result("error", f"server-sent events ended with {str(last)[:200]}")
 
 
-async def generate_post(client: Client) -> Result:
-    body: dict[str, Any] = {
+def generate_fields(client: Client) -> dict[str, Any]:
+    """A /tts/generate request's fields (the JSON body of a POST, the query of a GET)."""
+    fields: dict[str, Any] = {
         "text": client.text(),
         "format": client.rng.choice(FORMATS),
         "fixed_token_count": tokens(client),
         "seed": client.seed(),
     }
     if voice := client.voice():
-        body["voice_id"] = voice
+        fields["voice_id"] = voice
+    return fields
+
+
+async def generate_post(client: Client) -> Result:
+    body = generate_fields(client)
     client.step = "POST /tts/generate"
     response = await client.http.post(f"{client.url}/tts/generate", json=body)
     result = status_result(response.status_code, response.content)
@@ -74,14 +80,7 @@ async def generate_post(client: Client) -> Result:
 
 
 async def generate_stream(client: Client) -> Result:
-    params: dict[str, Any] = {
-        "text": client.text(),
-        "format": client.rng.choice(FORMATS),
-        "fixed_token_count": tokens(client),
-        "seed": client.seed(),
-    }
-    if voice := client.voice():
-        params["voice_id"] = voice
+    params = generate_fields(client)
     return await stream_body(client, "GET", f"{client.url}/tts/generate", params=params)
 
 
