@@ -6,6 +6,8 @@
   drive it alike.
 - Inside the engine, T3 and S3Gen never import each other (they meet in the pipeline), and
   ``text`` is plain Python: no torch, nor anything that loads it.
+- In the master, the speech core (``app/speech``) knows no web framework nor any protocol: the
+  adapters map its errors; the pool knows neither the core nor the web.
 
 A module breaks a rule by importing a forbidden module itself or through any module of the tree
 it imports, however deep.
@@ -30,6 +32,17 @@ RULES: dict[str, tuple[str, ...]] = {
     "worker/engine/t3": ("worker.engine.s3gen",),
     "worker/engine/s3gen": ("worker.engine.t3",),
     "worker/engine/text": ("torch", "chatterbox", "transformers"),
+    "app/speech": ("app.web", "app.protocols", "app.routes", "fastapi", "starlette", "uvicorn"),
+    "app/pool": (
+        "app.speech",
+        "app.protocols",
+        "app.web",
+        "app.routes",
+        "app.audio",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+    ),
 }
 
 
