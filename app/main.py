@@ -21,7 +21,15 @@ from common.voices.library import VoiceLibrary
 from .housekeeping import sweep_periodically
 from .metrics import Metrics, RequestCounter
 from .pool import WorkerPool
-from .protocols import elevenlabs_http, elevenlabs_ws, openai_speech, tts_http, tts_websocket
+from .protocols import (
+    elevenlabs_http,
+    elevenlabs_voices,
+    elevenlabs_ws,
+    openai_speech,
+    tts_http,
+    tts_server,
+    tts_websocket,
+)
 from .routes import console, health, metrics, voices
 from .web import openapi
 from .web.body_limit import BodyLimit
@@ -84,11 +92,14 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
         tts_websocket,
         elevenlabs_ws,
         elevenlabs_http,
+        elevenlabs_voices,
         voices,
         metrics,
     ):
         app.include_router(module.router)
     openai_speech.install(app)
+    if settings.tts_server_routes:
+        app.include_router(tts_server.router)
     console.install(app)
     openapi.install(app)
     return app

@@ -141,6 +141,16 @@ class Settings(BaseSettings):
     allow_unauthenticated: bool = Field(
         False, description="Serve without API_KEY on a non-loopback HOST (deliberately open)"
     )
+    public_lists: bool = Field(
+        False,
+        description="Voice and model lists readable without a key (Open WebUI lists them "
+        "without one); speech still needs the key",
+    )
+    tts_server_routes: bool = Field(
+        False,
+        description="Also answer Chatterbox-TTS-Server's routes (/tts, /get_predefined_voices "
+        "...), as SillyTavern's Chatterbox provider calls them",
+    )
     max_queued_requests: int = Field(
         16, ge=0, le=10000, description="Requests waiting for a free worker slot before 503"
     )
