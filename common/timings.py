@@ -2,9 +2,10 @@
 ``Timings`` (the same record with its request id), read by the master's adapters.
 
 Milliseconds from the first sample of the request's audio as the worker sends it (trims and
-flushes accounted for; the master's tempo is not: divide by it). ``source``: ``attention`` (T3's
-alignment heads) or ``estimate`` (by each script's speaking rate). The full contract:
-docs/ENGINE.md, "Timings".
+flushes accounted for; the master's tempo is not: divide by it). ``source``, per chunk:
+``attention`` (T3's alignment heads: English, multilingual, Turbo) or ``estimate`` (by each
+script's speaking rate: Nano, a model without its heads, or a chunk whose attention path was
+degenerate). The full contract: docs/ENGINE.md, "Timings".
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
+Source = Literal["attention", "estimate"]  # how a chunk's times were found (wire names)
 
 
 class _Record(BaseModel):
@@ -28,7 +31,7 @@ class TimedWord(_Record):
 
 class ChunkTimings(_Record):
     chunk: int
-    source: Literal["attention", "estimate"]
+    source: Source
     text: str  # the chunk as the client sent it (whitespace collapsed)
     char_start_ms: list[float]
     char_end_ms: list[float]

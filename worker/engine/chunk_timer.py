@@ -21,14 +21,7 @@ from dataclasses import dataclass
 from common.audio import SAMPLE_RATE
 
 from .s3gen.stream import SAMPLES_PER_TOKEN
-from .text.timings import (
-    ChunkTimings,
-    Placement,
-    attention_char_spans,
-    char_tokens,
-    chunk_timings,
-    estimated_char_spans,
-)
+from .text.timings import ChunkTimings, Placement, char_spans, chunk_timings
 
 
 @dataclass(frozen=True)
@@ -39,7 +32,7 @@ class SpokenChunk:
     text: str  # what the model read (punc_norm's output)
     source: str  # the client's text of the chunk
     text_tokens: int
-    positions: list[int]  # per speech token; empty: no attention, estimate
+    positions: list[int]  # per speech token; empty: no attention, estimated
     tokens: int  # its speech tokens that reach S3Gen
 
 
@@ -90,15 +83,8 @@ class ChunkTimer:
             floor=self.stream_start,
             ceiling=ceiling,
         )
-        return chunk_timings(
-            chunk.index, chunk.source, chunk.text, self._spans(chunk), placement,
-            attention=bool(chunk.positions),
+        spans, found_by = char_spans(
+            chunk.text, chunk.text_tokens, chunk.positions, chunk.tokens, self.tokenize,
+            SAMPLES_PER_TOKEN,
         )  # fmt: skip
-
-    def _spans(self, chunk: SpokenChunk) -> list[tuple[float, float]]:
-        if not chunk.positions:
-            return estimated_char_spans(chunk.text, chunk.tokens * SAMPLES_PER_TOKEN)
-        owners = char_tokens(self.tokenize, chunk.text, chunk.text_tokens)
-        return attention_char_spans(
-            chunk.positions[: chunk.tokens], owners, chunk.text_tokens, SAMPLES_PER_TOKEN
-        )
+        return chunk_timings(chunk.index, chunk.source, chunk.text, spans, placement, found_by)

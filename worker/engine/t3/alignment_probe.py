@@ -10,26 +10,39 @@ to, beside the unchanged SDPA of every head, and reduced on the device to one nu
 the argmax of their mean over the slot's text tokens, relative to its first text token. It
 travels back in the step's one read, next to the token. Static shapes, no host value read, so
 the step stays capturable.
+
+Turbo (GPT-2 medium) reads one head, layer 4 head 6 (0-based over ``transformer.h``), from an
+open upstream pull request (resemble-ai/chatterbox#563, "feat(turbo): expose optional alignment
+from existing generation", Sept 2026), which chose it on real Turbo weights and checked it by
+ear; it is not in a release. That pull request takes the softmax over the text keys only; here
+it is over every attended key, but the argmax over the text is the same for one head (a softmax
+keeps the order of its scores). Nano (GPT-2 small) has no published head: estimated.
 """
 
 from __future__ import annotations
 
 import torch
 
+from common.variants import Variant
+
 from .staging import Column
 
 Head = tuple[int, int]  # (layer, head)
-LLAMA_ALIGNMENT_HEADS: tuple[Head, ...] = ((12, 15), (13, 11), (9, 2))
+LLAMA_ALIGNMENT_HEADS: tuple[Head, ...] = ((12, 15), (13, 11), (9, 2))  # upstream 0.1.7
+TURBO_ALIGNMENT_HEADS: tuple[Head, ...] = ((4, 6),)  # resemble-ai/chatterbox#563 (open)
 NO_POSITION = -1  # a slot without a reading (no heads, or not sampled)
 
 
-def default_alignment_heads(layers: int, heads: int, turbo: bool) -> tuple[Head, ...]:
-    """Upstream's heads for a Llama T3 that has them; none (timings are then estimated) for
-    GPT-2 (Turbo, Nano: upstream names no head there, and none can be chosen without real
-    weights) and for reduced models without those layers."""
-    if turbo or any(layer >= layers or head >= heads for layer, head in LLAMA_ALIGNMENT_HEADS):
+def default_alignment_heads(layers: int, heads: int, variant: Variant) -> tuple[Head, ...]:
+    """The published heads of ``variant``'s T3 (Llama: upstream's; Turbo: #563's), if the model
+    has those layers and heads; none (timings are then estimated) for Nano, which has no
+    published head, and for reduced models without them."""
+    chosen = {Variant.TURBO: TURBO_ALIGNMENT_HEADS, Variant.NANO: ()}.get(
+        variant, LLAMA_ALIGNMENT_HEADS
+    )
+    if any(layer >= layers or head >= heads for layer, head in chosen):
         return ()
-    return LLAMA_ALIGNMENT_HEADS
+    return chosen
 
 
 class AlignmentProbe:

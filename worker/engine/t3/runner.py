@@ -67,8 +67,8 @@ class T3Runner:
         alignment_heads: tuple[Head, ...] | None = None,
     ) -> None:
         """``alignment_heads``: the (layer, head) pairs whose attention places each token in
-        its text; None: upstream's, where the model has them (:func:`default_alignment_heads`);
-        (): none, so no text positions."""
+        its text; None: the variant's published ones, where the model has them
+        (:func:`default_alignment_heads`); (): none, so no text positions."""
         self.t3 = model.t3
         self.hp = model.t3.hp
         self.dtype = model.dtype
@@ -88,7 +88,8 @@ class T3Runner:
         self.batch_invariant = batch_invariant
         if alignment_heads is None:
             heads = int(model.t3.tfmr.config.num_attention_heads)
-            alignment_heads = default_alignment_heads(self.backbone.layers, heads, self.turbo)
+            layers = self.backbone.layers
+            alignment_heads = default_alignment_heads(layers, heads, model.variant)
         self.alignment_heads = alignment_heads
         step = DecodeStep(
             self.t3, self.backbone, self.cache, self.logits, self.seen, self.staging.table,

@@ -11,9 +11,12 @@ token whose path position reaches ``j`` and ends where token ``j + 1`` starts (t
 the chunk); a token the path skips gets no time, at the point where it was skipped. A text
 token's characters (found by tokenizing prefixes of the text) share its time equally.
 
-Without attention (Turbo and Nano, or no alignment heads) the chunk's time is **estimated**:
-spread over its characters in proportion to how long each takes to say in its script
-(:func:`budgets.char_seconds`).
+A path can be **degenerate**: it never leaves the first text token, or it ends more than
+:data:`END_SLACK` tokens short of the token of the chunk's last character (the heads lost the
+text, or the speech stopped early). Such a chunk, and a chunk read without attention (Nano, or
+no alignment heads), is **estimated** instead: its time spread over its characters in proportion
+to how long each takes to say in its script (:func:`budgets.char_seconds`). Each chunk says which
+it got (``source``), so one chunk may fall back while the next is read from attention.
 
 Times are made for the text the model read (``punc_norm``'s output) and mapped back to the
 text the client sent (before ``punc_norm``) by a character alignment of the two (difflib,
@@ -29,11 +32,14 @@ from dataclasses import dataclass
 from itertools import accumulate, groupby
 
 from common.audio import SAMPLE_RATE
-from common.timings import ChunkTimings, TimedWord
+from common.timings import ChunkTimings, Source, TimedWord
 
 from .budgets import char_seconds
 
 MAX_ADVANCE = 3  # text tokens the path may move forward per speech token
+# How far short of the last character's token a path may end and still be used: upstream's
+# alignment analyzer (0.1.7) took the text as read once within 3 tokens of its end.
+END_SLACK = 3
 Span = tuple[float, float]  # [start, end) in samples from the chunk's first sample
 
 
@@ -64,11 +70,20 @@ def char_tokens(tokenize: Callable[[str], list[int]], text: str, text_tokens: in
     return owners
 
 
+def usable(path: list[int], last: int) -> bool:
+    """Whether ``path`` may time a chunk whose last character is in text token ``last``: it
+    advances (unless the text is one token) and ends within :data:`END_SLACK` of ``last``."""
+    if not path:
+        return False
+    end = path[-1]  # the path never goes back: its furthest point
+    return (end > 0 or last == 0) and end >= last - END_SLACK
+
+
 def attention_char_spans(
-    positions: list[int], owners: list[int], text_tokens: int, samples_per_token: int
+    path: list[int], owners: list[int], text_tokens: int, samples_per_token: int
 ) -> list[Span]:
-    """The normalised text's character spans, from the attention readings."""
-    spans = token_spans(monotonic_path(positions, text_tokens), text_tokens)
+    """The normalised text's character spans, along the monotonic ``path``."""
+    spans = token_spans(path, text_tokens)
     chars: list[Span] = []
     for owner, group in groupby(owners):  # owners never decrease: a token's chars are a run
         count = len(list(group))
@@ -76,6 +91,21 @@ def attention_char_spans(
         step = (end - start) / count
         chars.extend((start + step * k, start + step * (k + 1)) for k in range(count))
     return chars
+
+
+def char_spans(
+    text: str, text_tokens: int, positions: list[int], tokens: int,
+    tokenize: Callable[[str], list[int]], samples_per_token: int,
+) -> tuple[list[Span], Source]:  # fmt: skip
+    """The spans of ``text``'s characters in its ``tokens`` speech tokens, and how they were
+    found: from the attention readings ``positions`` (one per speech token), unless there are
+    none or their path is degenerate; then estimated."""
+    if positions and text:
+        owners = char_tokens(tokenize, text, text_tokens)
+        path = monotonic_path(positions[:tokens], text_tokens)
+        if usable(path, owners[-1]):
+            return attention_char_spans(path, owners, text_tokens, samples_per_token), "attention"
+    return estimated_char_spans(text, tokens * samples_per_token), "estimate"
 
 
 def estimated_char_spans(text: str, samples: int) -> list[Span]:
@@ -141,18 +171,18 @@ class Placement:
 
 
 def chunk_timings(
-    chunk: int, source: str, normalized: str, char_spans: list[Span], placement: Placement,
-    attention: bool,
+    chunk: int, source: str, normalized: str, spans: list[Span], placement: Placement,
+    found_by: Source,
 ) -> ChunkTimings:  # fmt: skip
     """The chunk's times for the client's text and the model's, placed in the request's
-    audio."""
-    back = source_spans(source, normalized, char_spans)
+    audio; ``found_by``: how ``spans`` were found."""
+    back = source_spans(source, normalized, spans)
     starts, ends = ([placement.ms(s[i]) for s in back] for i in (0, 1))
-    normalized_starts = [placement.ms(s) for s, _ in char_spans]
-    normalized_ends = [placement.ms(e) for _, e in char_spans]
+    normalized_starts = [placement.ms(s) for s, _ in spans]
+    normalized_ends = [placement.ms(e) for _, e in spans]
     return ChunkTimings(
         chunk=chunk,
-        source="attention" if attention else "estimate",
+        source=found_by,
         text=source,
         char_start_ms=starts,
         char_end_ms=ends,
