@@ -13,7 +13,7 @@ thread pool: libav releases the GIL while it encodes.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import av
@@ -22,7 +22,7 @@ import soxr
 
 from .headers import wav_header
 
-MULAW_RATE = 8000
+MULAW_RATE = 8000  # mu-law and A-law: telephony's 8 kHz only
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 _AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -47,6 +47,7 @@ FORMATS: dict[str, Format] = {
         Format("wav", "audio/wav"),
         Format("raw_pcm", "audio/pcm"),
         Format("mulaw", "audio/basic", codec="pcm_mulaw", rates=(MULAW_RATE,)),
+        Format("alaw", "audio/x-alaw-basic", codec="pcm_alaw", rates=(MULAW_RATE,)),
         Format(
             "mp3", "audio/mpeg", "mp3", "libmp3lame", _MP3_RATES,
             {"write_xing": "0", "id3v2_version": "0"}, bit_rate=64000,
@@ -74,17 +75,37 @@ FORMATS: dict[str, Format] = {
 }  # fmt: skip
 
 
+# A format may name a bit rate for its codec, as ``mp3@32000``: how adapters ask for
+# ElevenLabs' ``mp3_44100_32`` without a field of their own (our API's ``format`` takes only
+# the names above).
+_BIT_RATE_SEPARATOR = "@"
+
+
+def with_bit_rate(name: str, bit_rate: int) -> str:
+    """``name`` encoded at ``bit_rate`` bits per second (a compressed format of FORMATS)."""
+    return f"{name}{_BIT_RATE_SEPARATOR}{bit_rate}"
+
+
+def format_spec(name: str) -> Format:
+    """The Format ``name`` (``mp3``, or ``mp3@32000`` with its bit rate) stands for."""
+    base, _, bit_rate = name.partition(_BIT_RATE_SEPARATOR)
+    spec = FORMATS[base]
+    if not bit_rate:
+        return spec
+    return replace(spec, bit_rate=int(bit_rate))
+
+
 def output_rate(name: str, requested: int | None, source_rate: int) -> int:
     """The rate ``name`` is encoded at; raise ValueError (a message for the client) if invalid."""
-    spec = FORMATS[name]
-    if name == "mulaw":
+    spec = format_spec(name)
+    if spec.name in ("mulaw", "alaw"):
         if requested not in (None, MULAW_RATE):
-            raise ValueError("mulaw is 8000 Hz only")
+            raise ValueError(f"{spec.name} is {MULAW_RATE} Hz only")
         return MULAW_RATE
     rate = source_rate if requested is None else requested
     if spec.rates is not None and rate not in spec.rates:
         allowed = ", ".join(str(r) for r in spec.rates)
-        raise ValueError(f"{name} supports sample rates {allowed}, not {rate}")
+        raise ValueError(f"{spec.name} supports sample rates {allowed}, not {rate}")
     if not 8000 <= rate <= 48000:
         raise ValueError(f"sample_rate must be between 8000 and 48000, not {rate}")
     return rate
@@ -140,7 +161,7 @@ class PcmEncoder:
     """wav (a header for unknown length, then samples) and raw_pcm: s16le, resampled if asked."""
 
     def __init__(self, name: str, source_rate: int, rate: int) -> None:
-        self.media_type = FORMATS[name].media_type
+        self.media_type = format_spec(name).media_type
         self.resample = _Resampler(source_rate, rate)
         self._header = wav_header(rate) if name == "wav" else b""
 
@@ -154,12 +175,12 @@ class PcmEncoder:
 
 
 class AvEncoder:
-    """A libav codec, in a container (mp3, fmp4, webm, ogg, flac) or bare (mulaw)."""
+    """A libav codec, in a container (mp3, fmp4, webm, ogg, flac) or bare (mulaw, alaw)."""
 
     def __init__(self, name: str, source_rate: int, rate: int) -> None:
-        spec = FORMATS[name]
+        spec = format_spec(name)
         assert spec.codec is not None
-        self.media_type = FORMATS[name].media_type
+        self.media_type = spec.media_type
         self.rate = rate
         self.resample = _Resampler(source_rate, rate)
         self.pts = 0

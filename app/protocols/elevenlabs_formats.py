@@ -1,28 +1,45 @@
 """ElevenLabs' ``output_format`` and ``voice_settings`` in our terms.
 
-``pcm_<rate>`` is raw s16le PCM, ``ulaw_8000`` bare 8 kHz µ-law, ``mp3_<rate>_<kbps>`` MP3 at
-that rate (our encoder's own 64 kbps: the bit rate named is not honoured). ``voice_settings``:
-``speed`` is the tempo (pitch kept); ``style`` (0-1) sets Chatterbox's ``exaggeration`` (0.25 +
-style, so ElevenLabs' default 0 is calm); ``stability``, ``similarity_boost`` and
-``use_speaker_boost`` have no Chatterbox counterpart and are ignored.
+``output_format`` is ElevenLabs' list (the ``elevenlabs`` SDKs' ``OutputFormat``), each made by
+our encoders at its rate and bit rate: ``mp3_<rate>_<kbps>``, ``pcm_<rate>`` (raw s16le),
+``wav_<rate>``, ``opus_48000_<kbps>`` (Ogg Opus), ``ulaw_8000`` and ``alaw_8000`` (bare 8 kHz
+G.711). ``voice_settings``: ``speed`` is the tempo (pitch kept); ``style`` (0-1) sets
+Chatterbox's ``exaggeration`` (0.25 + style, so ElevenLabs' default 0 is calm); ``stability``,
+``similarity_boost`` and ``use_speaker_boost`` have no Chatterbox counterpart and are ignored.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..audio.encoding import with_bit_rate
 from ..audio.tempo import MAX_SPEED, MIN_SPEED
 
-PCM_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
-MP3_RATES = (22050, 44100)
+PCM_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
+KBPS = (32, 64, 96, 128, 192)
 DEFAULT_FORMAT = "mp3_44100_128"
-# A few ASCII digits: str.isdigit() takes "²" and int() 4300 digits, neither of which int() can
-# turn into a rate.
-_PCM = re.compile(r"pcm_([0-9]{1,6})")
-_MP3 = re.compile(r"mp3_([0-9]{1,6})_[0-9]{1,6}")
+
+
+def _table() -> dict[str, tuple[str, int]]:
+    """Every ElevenLabs output format: our format (with its bit rate) and sample rate."""
+    table: dict[str, tuple[str, int]] = {
+        "mp3_22050_32": (with_bit_rate("mp3", 32000), 22050),
+        "mp3_24000_48": (with_bit_rate("mp3", 48000), 24000),
+        "ulaw_8000": ("mulaw", 8000),
+        "alaw_8000": ("alaw", 8000),
+    }
+    for kbps in KBPS:
+        table[f"mp3_44100_{kbps}"] = (with_bit_rate("mp3", kbps * 1000), 44100)
+        table[f"opus_48000_{kbps}"] = (with_bit_rate("ogg", kbps * 1000), 48000)
+    for rate in PCM_RATES:
+        table[f"pcm_{rate}"] = ("raw_pcm", rate)
+        table[f"wav_{rate}"] = ("wav", rate)
+    return table
+
+
+OUTPUT_FORMATS = _table()
 
 
 class BadSetting(ValueError):
@@ -32,16 +49,10 @@ class BadSetting(ValueError):
 def output_format(value: str | None) -> tuple[str, int]:
     """Our (format, sample_rate) for ElevenLabs' ``output_format``."""
     name = value or DEFAULT_FORMAT
-    if (pcm := _PCM.fullmatch(name)) and int(pcm[1]) in PCM_RATES:
-        return "raw_pcm", int(pcm[1])
-    if name == "ulaw_8000":
-        return "mulaw", 8000
-    if (mp3 := _MP3.fullmatch(name)) and int(mp3[1]) in MP3_RATES:
-        return "mp3", int(mp3[1])
-    pcm_names = ", ".join(f"pcm_{r}" for r in PCM_RATES)
+    if name in OUTPUT_FORMATS:
+        return OUTPUT_FORMATS[name]
     raise BadSetting(
-        f"output_format {name[:40]!r} is not supported; use one of {pcm_names}, ulaw_8000, "
-        "mp3_22050_32 or mp3_44100_<kbps>"
+        f"output_format {name[:40]!r} is not supported; use one of {', '.join(OUTPUT_FORMATS)}"
     )
 
 

@@ -1,8 +1,12 @@
-"""ElevenLabs' HTTP text-to-speech: ``POST /v1/text-to-speech/{voice_id}/stream`` (the audio as
-it is generated) and ``.../stream/with-timestamps`` (newline-delimited JSON, one object per
-audio chunk: ``audio_base64``, ``alignment`` and ``normalized_alignment`` in seconds from the
-first sample), as the ``elevenlabs`` SDKs' ``text_to_speech.stream`` and
-``stream_with_timestamps`` call them.
+"""ElevenLabs' HTTP text-to-speech, as the ``elevenlabs`` SDKs call it:
+
+- ``POST /v1/text-to-speech/{voice_id}/stream`` (``stream``): the audio as it is generated;
+- ``.../stream/with-timestamps`` (``stream_with_timestamps``): newline-delimited JSON, one object
+  per audio chunk: ``audio_base64``, ``alignment`` and ``normalized_alignment`` in seconds from
+  the first sample;
+- ``POST /v1/text-to-speech/{voice_id}`` (``convert``): the whole audio (sent as it comes too);
+- ``.../with-timestamps`` (``convert_with_timestamps``): one JSON object with the whole audio
+  and its alignment, sent once generation has ended (so a late failure is still an error status).
 
 The body's ``text``, ``voice_settings`` (app/protocols/elevenlabs_formats.py), ``seed`` and
 ``language_code`` are used; ElevenLabs' other fields (``model_id``, ``previous_text`` ...) are
@@ -37,7 +41,8 @@ from .elevenlabs_ws import elevenlabs_key_problem
 
 router = APIRouter()
 NDJSON = "application/x-ndjson"
-ROUTE = "/v1/text-to-speech/{voice_id}/stream"
+BASE = "/v1/text-to-speech/{voice_id}"
+ROUTE = BASE + "/stream"
 
 
 class ElevenLabsErrorDetail(BaseModel):
@@ -52,7 +57,7 @@ class ElevenLabsErrorBody(BaseModel):
     detail: ElevenLabsErrorDetail
 
 
-def _error(status: int, code: str, message: str, param: str | None = None,
+def elevenlabs_error(status: int, code: str, message: str, param: str | None = None,
            headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
     detail = {"status": code, "message": message, "param": param}
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
@@ -139,7 +144,7 @@ async def _begin(
     """The accepted utterance and its tempo, or the response that refuses it before any audio."""
     refusal = elevenlabs_key_problem(request, settings)
     if refusal is not None:
-        return _error(401, "invalid_api_key", refusal)
+        return elevenlabs_error(401, "invalid_api_key", refusal)
     try:
         body = await read_json_object(request)
         speech, speed = _speech(voice_id, request.query_params.get("output_format"), body,
@@ -147,7 +152,7 @@ async def _begin(
         utterance = await Utterance.begin(speech, pool, library, speed=speed, timings=timings)
         return utterance, speed
     except InvalidRequest as error:
-        return _error(422, "invalid_request", str(error), error.field)
+        return elevenlabs_error(422, "invalid_request", str(error), error.field)
     except SpeechError as error:
         return _refusal(speech_api_error(error))
     except ApiError as error:  # the body: too large, or not a JSON object
@@ -157,7 +162,7 @@ async def _begin(
 def _refusal(error: ApiError) -> JSONResponse:
     """Ours in ElevenLabs' shape: a refusal by the worker names our parameter."""
     param = THEIR_NAMES.get(error.field or "", error.field)
-    return _error(error.status, error.code, error.message, param, error.headers)
+    return elevenlabs_error(error.status, error.code, error.message, param, error.headers)
 
 
 @router.post(
@@ -182,6 +187,75 @@ async def stream_with_timestamps(
     return await _respond(request, voice_id, settings, pool, library, timestamps=True)
 
 
+@router.post(
+    BASE, response_class=StreamingResponse, openapi_extra=_BODY,
+    responses={**binary("The audio", *AUDIO_TYPES), **_REFUSALS},
+)  # fmt: skip
+async def convert(
+    request: Request, voice_id: str, settings: SettingsDep, pool: PoolDep, library: LibraryDep
+) -> Response:
+    """ElevenLabs' text-to-speech: the audio in ``output_format`` (sent as it is generated)."""
+    return await _respond(request, voice_id, settings, pool, library, timestamps=False)
+
+
+class Alignment(BaseModel):
+    characters: list[str]
+    character_start_times_seconds: list[float]
+    character_end_times_seconds: list[float]
+
+
+class AudioWithTimestamps(BaseModel):
+    """ElevenLabs' ``AudioWithTimestampsResponse``."""
+
+    audio_base64: str
+    alignment: Alignment | None
+    normalized_alignment: Alignment | None
+
+
+@router.post(
+    BASE + "/with-timestamps", openapi_extra=_BODY,
+    responses={200: {"model": AudioWithTimestamps, "description": "The whole audio, base64, "
+                     "with every character's start and end"}, **_REFUSALS},
+)  # fmt: skip
+async def convert_with_timestamps(
+    request: Request, voice_id: str, settings: SettingsDep, pool: PoolDep, library: LibraryDep
+) -> Response:
+    """The whole audio as base64 in one JSON object, with its alignment."""
+    begun = await _begin(request, voice_id, settings, pool, library, timings=True)
+    if isinstance(begun, JSONResponse):
+        return begun
+    utterance, speed = begun
+    audio, timed, normalized = bytearray(), _Timed(), _Timed()
+    try:
+        async for data, alignment in _aligned(utterance, speed):
+            audio += data
+            timed.add(alignment["alignment"])
+            normalized.add(alignment["normalizedAlignment"])
+    except SpeechError as error:
+        return _refusal(speech_api_error(error))
+    finally:
+        utterance.release()
+    body = {"audio_base64": base64.b64encode(bytes(audio)).decode(),
+            "alignment": timed.seconds(), "normalized_alignment": normalized.seconds()}  # fmt: skip
+    return JSONResponse(body, headers={"X-Request-Id": utterance.request_id})
+
+
+class _Timed:
+    """The WebSocket's per-message millisecond alignments joined into one."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[Any]] = {"chars": [], "charStartTimesMs": [],
+                                            "charDurationsMs": []}  # fmt: skip
+
+    def add(self, alignment: dict[str, Any] | None) -> None:
+        if alignment is not None:
+            for key, values in self.parts.items():
+                values.extend(alignment[key])
+
+    def seconds(self) -> dict[str, Any] | None:
+        return _seconds(self.parts) if self.parts["chars"] else None
+
+
 async def _respond(
     request: Request, voice_id: str, settings: Settings, pool: PoolDep, library: LibraryDep,
     timestamps: bool,
@@ -201,14 +275,23 @@ async def _respond(
 
 
 async def _lines(utterance: Utterance, speed: float) -> AsyncIterator[bytes]:
+    async for audio, alignment in _aligned(utterance, speed):
+        yield _line(audio, alignment)
+
+
+async def _aligned(
+    utterance: Utterance, speed: float
+) -> AsyncIterator[tuple[bytes, dict[str, Any]]]:
+    """Each audio chunk with the alignment of the characters that start in it (times from the
+    first sample); a last one without audio for characters left over."""
     aligner = Aligner(speed, relative=False)
     async for audio in utterance.audio():
         aligner.feed(utterance.timings)
-        yield _line(audio, aligner.message(utterance.audio_seconds * 1000 / aligner.speed))
+        yield audio, aligner.message(utterance.audio_seconds * 1000 / aligner.speed)
     aligner.feed(utterance.timings)
     rest = aligner.message(None)
     if rest["alignment"] or rest["normalizedAlignment"]:
-        yield _line(b"", rest)
+        yield b"", rest
 
 
 def _line(audio: bytes, alignment: dict[str, Any]) -> bytes:

@@ -35,6 +35,7 @@ from ..web.errors import ApiError, speech_api_error
 from ..web.json_body import read_json_object
 from ..web.openapi import SSE, errors, json_request, media_types, synthesis
 from . import openai_voices
+from .elevenlabs_ws import elevenlabs_key_problem
 
 FORMATS = {"mp3": "mp3", "opus": "ogg", "aac": "aac", "flac": "flac", "wav": "wav",
            "pcm": "raw_pcm"}  # fmt: skip
@@ -95,7 +96,30 @@ def openai_auth(
         raise OpenAIError(401, message, None, "invalid_api_key") from None
 
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(openai_auth)])
+def openai_list_auth(
+    request: Request, settings: SettingsDep, _bearer: BearerKey, _header: HeaderKey,
+    _query: QueryKey,
+) -> None:  # fmt: skip
+    """The key for a list: none with ``PUBLIC_LISTS`` (Open WebUI lists without one); an
+    ElevenLabs client's ``xi-api-key`` is taken too (it lists models here)."""
+    if settings.public_lists:
+        return
+    if "xi-api-key" in request.headers:
+        if (problem := elevenlabs_key_problem(request, settings)) is not None:
+            raise OpenAIError(401, problem, None, "invalid_api_key")
+        return
+    openai_auth(request, settings, _bearer, _header, _query)
+
+
+router = APIRouter(prefix="/v1")
+
+
+class CustomVoice(BaseModel):
+    """A custom voice as the OpenAI SDKs type it (Node 7.x: ``voice: {id: "anna.wav"}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
 
 
 class SpeechBody(BaseModel):
@@ -107,15 +131,20 @@ class SpeechBody(BaseModel):
 
     model: str = "tts-1"
     input: str = Field(min_length=1)
-    voice: str = "alloy"
+    voice: str | CustomVoice = "alloy"
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED)
     stream_format: Literal["audio", "sse"] = "audio"
     instructions: str | None = None
 
+    @property
+    def voice_name(self) -> str:
+        return self.voice if isinstance(self.voice, str) else self.voice.id
+
 
 @router.post(
     "/audio/speech",
+    dependencies=[Depends(openai_auth)],
     response_class=StreamingResponse,
     responses=synthesis(*media_types(*FORMATS.values()), SSE, openai=True, body=True),
     openapi_extra=json_request(SpeechBody.model_json_schema()),
@@ -126,7 +155,7 @@ async def speech(
     body = await _body(request, settings)
     speech_request = SpeechRequest(
         text=body.input,
-        voice_id=_voice_id(body.voice, settings, library),
+        voice_id=_voice_id(body.voice_name, settings, library),
         audio_format=FORMATS[body.response_format],
         sample_rate=None,
         params=_params(body, settings),
@@ -208,23 +237,49 @@ async def _sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     yield f"data: {json.dumps(done)}\n\n".encode()
 
 
-@router.get("/models", responses=errors(401, openai=True))
-async def models(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
+_LIST_AUTH = [Depends(openai_list_auth)]
+
+
+def _model_ids(pool: PoolDep, settings: Settings) -> list[dict[str, Any]]:
+    """Our model (named once a worker has loaded it), then OpenAI's names, which speak it too."""
     status = pool.status()
     served = status.variant or (settings.model_variant or Variant.ENGLISH).value
-    data: list[dict[str, Any]] = [
-        {"id": name, "object": "model", "created": 0, "owned_by": "resemble-ai"}
-        for name in (served, *MODEL_ALIASES)
-    ]
-    if (model := status.served_model) is not None:  # which model, once a worker has loaded it
-        data[0].update(name=model.label, repo_id=model.repo_id)
-    return {"object": "list", "data": data}
+    ids: list[dict[str, Any]] = [{"id": name} for name in (served, *MODEL_ALIASES)]
+    if (model := status.served_model) is not None:
+        ids[0].update(name=model.label, repo_id=model.repo_id)
+    return ids
 
 
-@router.get("/audio/voices", responses=errors(401, openai=True))
+@router.get("/models", dependencies=_LIST_AUTH, responses=errors(401, openai=True))
+async def models(
+    request: Request, pool: PoolDep, settings: SettingsDep
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """OpenAI's model list; ElevenLabs' (a JSON array) to a client that sends ``xi-api-key``
+    (Open WebUI's ElevenLabs engine reads ``model_id`` and ``name`` of each)."""
+    ids = _model_ids(pool, settings)
+    if "xi-api-key" in request.headers:
+        return [{"model_id": m["id"], "name": m.get("name", m["id"]),
+                 "can_do_text_to_speech": True} for m in ids]  # fmt: skip
+    entry = {"object": "model", "created": 0, "owned_by": "resemble-ai"}
+    return {"object": "list", "data": [{**m, **entry} for m in ids]}
+
+
+@router.get("/audio/models", dependencies=_LIST_AUTH, responses=errors(401, openai=True))
+async def audio_models(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
+    """The speech models as Open WebUI lists them: ``{"models": [{"id"}]}``."""
+    return {"models": _model_ids(pool, settings)}
+
+
+@router.get("/audio/voices", dependencies=_LIST_AUTH, responses=errors(401, openai=True))
 async def voices(library: LibraryDep, settings: SettingsDep) -> dict[str, Any]:
+    """Every library voice, then OpenAI's names: each with ``id`` and ``name`` (Open WebUI) and
+    ``voice_id``."""
     ours = [{"voice_id": v.voice_id, "name": v.voice_id} for v in library.voices()]
-    return {"voices": ours + openai_voices.listing(settings, library)}
+    return {
+        "voices": [
+            {"id": v["voice_id"], **v} for v in ours + openai_voices.listing(settings, library)
+        ]
+    }
 
 
 def install(app: Any) -> None:
