@@ -10,7 +10,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .cache/uv/bin/uv)
 STAMP := $(VENV)/.installed
 TINY_CKPT ?= .cache/checkpoints/chatterbox-tiny
 
-.PHONY: install serve demo test lint lock bench bench-nano bench-service bench-agent-latency bench-formats bench-concurrency soak bench-gpu gpu-wheels gpu-site checkpoint clean
+.PHONY: install serve demo test lint lock bench bench-nano bench-service bench-agent-latency bench-formats bench-concurrency soak bench-gpu gpu-wheels checkpoint clean
 
 install: $(STAMP)
 
@@ -109,40 +109,43 @@ soak: install $(TINY_CKPT)/random_weights.json
 		--out .cache/soak.json
 
 # The GPU sweep, on a GPU machine where there is no .venv: the image's python3 and torch, plus
-# the wheels ../shared/tools/gpu-wheels prepared in .whl (docs/PERFORMANCE.md says how, in one
-# device call). Full-size random English and Turbo checkpoints (written first, in parallel, where
-# missing), T3 in bf16, 1, 16 and 64 streams of 150 tokens, CUDA graphs on and off; what would
-# not end within the budget is skipped and named. JSON in .cache/bench_gpu.json and a table.
+# the wheels ../shared/tools/gpu-wheels prepared in .whl, which the script installs itself
+# (docs/PERFORMANCE.md gives the device command, which needs no make). Full-size random English
+# and Turbo checkpoints (written first, in parallel, where missing), T3 in bf16, 1, 16 and 64
+# streams of 150 tokens, CUDA graphs on and off; what would not end within the budget is
+# skipped and named. JSON and a log in $(GPU_BENCH_OUT) after every level, a table at the end.
 GPU_PYTHON ?= python3
-GPU_SITE ?= /tmp/site
-FULL_CKPT ?= .cache/checkpoints/chatterbox-full
-TURBO_FULL_CKPT ?= .cache/checkpoints/chatterbox-turbo-full
+GPU_BENCH_OUT ?= .cache/bench_gpu
 # The sweep's own defaults are the sweep (its --help); e.g. GPU_BENCH_ARGS="--streams 1,16".
 GPU_BENCH_ARGS ?=
-GPU_ENV := PYTHONPATH=$(CURDIR):$(GPU_SITE) TQDM_DISABLE=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 
-bench-gpu: gpu-site
-	$(GPU_ENV) $(GPU_PYTHON) scripts/bench_gpu.py --out .cache/bench_gpu.json $(GPU_BENCH_ARGS) \
-		--checkpoint chatterbox=$(FULL_CKPT) --checkpoint chatterbox-turbo=$(TURBO_FULL_CKPT)
+bench-gpu:
+	$(GPU_PYTHON) scripts/bench_gpu.py $(if $(wildcard .whl/*.whl),--wheels .whl) \
+		--out $(GPU_BENCH_OUT) $(GPU_BENCH_ARGS)
 
 # Prepare those wheels here (they travel with the working tree, 64 MiB at most a call): the
 # engine's own dependencies beyond the GPU image, with the pinned transformers and the
-# tokenizers it accepts (the image's 0.23.2 fails transformers 5.2.0's import-time check).
+# tokenizers it accepts (the image's 0.23.2 fails transformers 5.2.0's import-time check), and
+# typing-extensions (the carried pydantic-core needs its Sentinel, 4.14 or later). Then the
+# tree and the wheels together are checked against the 64 MiB.
 GPU_BENCH_WHEELS := annotated-types audioread cffi chatterbox-tts conformer \
 	decorator deprecated diffusers importlib-metadata lazy-importer librosa omegaconf platformdirs \
 	pooch pycparser pydantic pydantic-core pydantic-settings pyloudnorm python-dotenv \
-	resemble-perth s3tokenizer soundfile soxr tokenizers transformers typing-inspection
+	resemble-perth s3tokenizer soundfile soxr tokenizers transformers typing-extensions \
+	typing-inspection
 GPU_WHEELS_TOOL ?= ../shared/tools/gpu-wheels
+CARRY_LIMIT := 67108864
 
 gpu-wheels:
 	@mkdir -p .cache
 	grep -iE '^($(shell echo $(GPU_BENCH_WHEELS) | tr ' ' '|'))==' requirements.lock \
 		> .cache/gpu-requirements.txt
-	$(GPU_WHEELS_TOOL) -r .cache/gpu-requirements.txt --also transformers --also tokenizers
-
-gpu-site:
-	@if [ -d .whl ]; then $(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile \
-		--upgrade --target $(GPU_SITE) .whl/*.whl; fi
+	$(GPU_WHEELS_TOOL) -r .cache/gpu-requirements.txt --also transformers --also tokenizers \
+		--also typing-extensions
+	@tree=$$(git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null \
+		| tail -1 | cut -f1); wheels=$$(du -sb .whl | cut -f1); total=$$((tree + wheels)); \
+	echo "working tree $$tree + .whl $$wheels = $$total bytes of $(CARRY_LIMIT)"; \
+	test $$total -lt $(CARRY_LIMIT) || { echo "over the device's 64 MiB carry limit" >&2; exit 1; }
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

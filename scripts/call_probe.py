@@ -6,9 +6,13 @@
 sequences that joined in it (T3 prefill), and, while ``counting`` is on, its syncs.
 
 - **Time.** Both calls hand back host data (T3 the drawn tokens as ints, S3Gen numpy audio), so
-  their wall time already covers the device work they return. While timing (not counting), the
-  wrapper also waits for the calling thread's stream (or the runner's own ``stream``, if it has
-  one) before it stops the clock, so no queued work of the call escapes into the next one.
+  their wall time already covers the device work they return (``wall_ms``). On CUDA the call is
+  also timed with CUDA events recorded on the calling thread's stream before and after it
+  (``ms``): what the device's queue spent from the call's first work to its last, read once the
+  pass is over (:meth:`CallProbe.take`), so the timed pass itself never waits for the device.
+  With T3 and S3Gen in two Python threads, wall times include GIL hand-offs (5 ms switch
+  interval); the events only the gaps they leave in the device's queue (none inside a replayed
+  graph). On a CPU ``ms`` is the wall time.
 - **Syncs, on CUDA:** real ones. ``torch.cuda.set_sync_debug_mode("warn")`` makes every
   synchronizing CUDA operation a warning; a ``showwarning`` hook credits each to the call that
   the warning's thread is running (a thread-local), or to ``outside`` (the event loop, voice
@@ -39,10 +43,12 @@ SYNC_WARNING = "called a synchronizing CUDA operation"
 
 @dataclass
 class Call:
-    ms: float
+    wall_ms: float
     batch: int  # T3: sequences that drew a token; S3Gen: windows decoded
     joined: int = 0  # T3: sequences prefilled in this step
     syncs: int | None = None  # counted only while counting
+    events: tuple[Any, Any] | None = None  # CUDA: (start, end) events on the call's stream
+    ms: float = 0.0  # CUDA: between the events (set by ``take``); CPU: the wall time
 
 
 class _Tally(threading.local):
@@ -52,8 +58,9 @@ class _Tally(threading.local):
 
 
 class CallProbe:
-    def __init__(self, engine: StreamingEngine) -> None:
+    def __init__(self, engine: StreamingEngine, strict: bool = True) -> None:
         self.cuda = engine.model.device.type == "cuda"
+        self.strict = strict  # CPU counting: also the syncs a GPU makes that are easy to miss
         self.t3: list[Call] = []
         self.s3gen: list[Call] = []
         self.outside = 0  # CUDA syncs counted outside both model calls
@@ -68,6 +75,11 @@ class CallProbe:
 
     def take(self) -> tuple[list[Call], list[Call], int]:
         """The calls recorded since the last take (T3, S3Gen) and the syncs outside them."""
+        if self.cuda:
+            for call in (*self.t3, *self.s3gen):
+                if call.events is not None:
+                    call.events[1].synchronize()
+                    call.ms = call.events[0].elapsed_time(call.events[1])
         taken = (self.t3[:], self.s3gen[:], self.outside)
         self.t3.clear()
         self.s3gen.clear()
@@ -112,9 +124,10 @@ class CallProbe:
     ) -> Callable[[Any], Any]:  # fmt: skip
         def probed(argument: Any) -> Any:
             counting = self.counting
+            events = None
             started = time.perf_counter()
             if counting and not self.cuda:
-                with TransferCounter() as count:
+                with TransferCounter(strict=self.strict) as count:
                     result = call(argument)
                 syncs: int | None = count.syncs
             elif counting:
@@ -123,13 +136,21 @@ class CallProbe:
                     result = call(argument)
                 finally:
                     syncs, self._tally.syncs = self._tally.syncs, None
+            elif self.cuda:
+                queue = stream or torch.cuda.current_stream()
+                events = (
+                    torch.cuda.Event(enable_timing=True),
+                    torch.cuda.Event(enable_timing=True),
+                )
+                events[0].record(queue)
+                result = call(argument)
+                events[1].record(queue)
+                syncs = None
             else:
                 result = call(argument)
-                if self.cuda:
-                    (stream or torch.cuda.current_stream()).synchronize()
                 syncs = None
-            ms = 1000 * (time.perf_counter() - started)
-            calls.append(Call(ms, *shape(argument, result), syncs=syncs))
+            wall = 1000 * (time.perf_counter() - started)
+            calls.append(Call(wall, *shape(argument, result), syncs=syncs, events=events, ms=wall))
             return result
 
         return probed

@@ -66,6 +66,7 @@ class StreamingEngine:
         batch_invariant: bool = False,
         cuda_graphs: bool = True,
         alignment_heads: tuple[Head, ...] | None = None,
+        s3gen_dtype: str = "float32",
     ) -> None:
         """``slots``: T3 sequences stepped together (more wait their turn); ``context``: KV
         positions per slot; ``max_windows``: S3Gen windows decoded together; ``first_windows``:
@@ -74,7 +75,8 @@ class StreamingEngine:
         lowest median time to first audio); on a GPU all at once. ``threads``: torch's CPU
         threads for the model calls (default: the calling thread's). ``batch_invariant``: a
         request's T3 logits are bit for bit what they are alone (see :class:`T3Runner`).
-        ``cuda_graphs``: on CUDA, T3 decode steps replay captured graphs (ignored on a CPU).
+        ``cuda_graphs``: on CUDA, T3 decode steps and S3Gen windows replay captured graphs
+        (ignored on a CPU). ``s3gen_dtype``: S3Gen's compute dtype (``S3GEN_DTYPE``).
         ``alignment_heads``: T3's (layer, head) pairs that timings read (see :class:`T3Runner`)."""
         self.model = model
         self.slots = slots
@@ -84,7 +86,9 @@ class StreamingEngine:
         )
         if first_windows is None:
             first_windows = max_windows if model.device.type == "cuda" else CPU_FIRST_WINDOWS
-        self.s3gen = S3GenBatcher(model, max_windows, first_windows, threads)
+        self.s3gen = S3GenBatcher(
+            model, max_windows, first_windows, threads, cuda_graphs, s3gen_dtype
+        )
         self.context = context
         self.prompt_overhead = prompt_overhead(model)  # chunks are cut to fit any voice
         self.speech_limit = model.t3.hp.max_speech_tokens - 4

@@ -19,6 +19,13 @@ filled through its numpy view), so every counted call is one the device would se
 scalars broadcast into an operation (``t * 0.5``, ``t[i] = 1.0``) travel as kernel arguments, not
 copies, and are not counted. On a GPU, ``torch.cuda.set_sync_debug_mode`` says the same of real
 syncs (``scripts/bench_gpu.py`` counts them that way).
+
+``strict=True`` also counts the syncs a GPU makes inside operators whose result size or check
+depends on a value, easy to miss from the outside: ``aten.equal`` (``torch.istft``'s window
+check), a 0-dim tensor from Python data (``torch.tensor(0, device=...)``, as upstream's learned
+position embedding makes per call), ``nonzero``, ``masked_select`` and indexing with a boolean
+mask. The default leaves them out, as the tests of the T3 step and the S3Gen batch were written
+against it; the benchmark counts strictly.
 """
 
 from __future__ import annotations
@@ -44,6 +51,12 @@ _SCALAR_READS = {
     torch.ops.aten._local_scalar_dense.default,
     torch.ops.aten.item.default,
     torch.ops.aten.is_nonzero.default,
+}
+# What ``strict`` adds: each makes the host wait for the device on a GPU.
+_VALUE_DEPENDENT = {
+    torch.ops.aten.equal.default,
+    torch.ops.aten.nonzero.default,
+    torch.ops.aten.masked_select.default,
 }
 
 
@@ -85,17 +98,26 @@ class _Functions(TorchFunctionMode):
 
 
 class _Dispatch(TorchDispatchMode):
-    def __init__(self, count: TransferCount) -> None:
+    def __init__(self, count: TransferCount, strict: bool) -> None:
         super().__init__()
         self.count = count
+        self.strict = strict
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         result = func(*args, **(kwargs or {}))
-        lifted = func is torch.ops.aten.lift_fresh.default and result.dim() > 0
-        if lifted or func in _SCALAR_READS:
+        lifted = func is torch.ops.aten.lift_fresh.default and (self.strict or result.dim() > 0)
+        if lifted or func in _SCALAR_READS or (self.strict and _value_dependent(func, args)):
             self.count.syncs += 1
             self.count.calls.append(str(func))
         return result
+
+
+def _value_dependent(func: Any, args: Any) -> bool:
+    if func in _VALUE_DEPENDENT:
+        return True
+    if func is torch.ops.aten.index.Tensor and len(args) > 1:
+        return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1])
+    return False
 
 
 def _called_by_us() -> bool:
@@ -119,13 +141,13 @@ class TransferCounter:
 
     ``resident``: modules already on the device. ``.to(device)`` of one of their parameters or
     buffers returns the tensor as it is, no copy (upstream calls ``self.pos_bias_u.to(q.device)``
-    in every attention layer), so it is not counted.
+    in every attention layer), so it is not counted. ``strict``: see the module's doc.
     """
 
-    def __init__(self, *resident: torch.nn.Module) -> None:
+    def __init__(self, *resident: torch.nn.Module, strict: bool = False) -> None:
         self.count = TransferCount()
         tensors = {id(t) for m in resident for t in itertools.chain(m.parameters(), m.buffers())}
-        self._modes = (_Functions(self.count, tensors), _Dispatch(self.count))
+        self._modes = (_Functions(self.count, tensors), _Dispatch(self.count, strict))
 
     def __enter__(self) -> TransferCount:
         for mode in self._modes:

@@ -45,10 +45,11 @@ def pick(jobs: Sequence[WindowJob], limit: int, first_limit: int) -> list[Window
 
 class S3GenBatcher(ModelLoop):
     def __init__(
-        self, model: LoadedModel, max_windows: int, first_windows: int, threads: int | None = None
-    ) -> None:
-        super().__init__("s3gen", threads)
-        self.runner = S3GenRunner(model)
+        self, model: LoadedModel, max_windows: int, first_windows: int, threads: int | None = None,
+        cuda_graphs: bool = True, dtype: str = "float32",
+    ) -> None:  # fmt: skip
+        super().__init__("s3gen", threads, model.device)
+        self.runner = S3GenRunner(model, cuda_graphs, dtype)
         self.max_windows = max_windows
         self.first_windows = first_windows
         self.waiting: list[WindowJob] = []

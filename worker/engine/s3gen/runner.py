@@ -73,7 +73,9 @@ class VoicePrompts:
     it). Its prompt tokens are checked once, when first used: an id out of S3Gen's embedding
     would be a device-side assert on a GPU, which ends every request of the worker."""
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(
+        self, model: LoadedModel, cuda_graphs: bool = True, dtype: str = "float32"
+    ) -> None:
         self.flow = model.s3gen.flow
         self.device = model.device
         self.dtype = next(self.flow.parameters()).dtype
@@ -131,7 +133,9 @@ class _Staged:
 
 
 class S3GenRunner:
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(
+        self, model: LoadedModel, cuda_graphs: bool = True, dtype: str = "float32"
+    ) -> None:
         self.flow = model.s3gen.flow
         check_full_context(self.flow)
         self.hift = model.s3gen.mel2wav
