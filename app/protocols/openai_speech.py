@@ -205,6 +205,8 @@ def _params(body: SpeechBody, settings: Settings) -> SynthesisParams:
 
 def _invalid_value(error: ValidationError) -> OpenAIError:
     param, message = first_problem(error.errors())
+    if param is not None and param.split(".")[0] == "voice":  # neither of its two shapes
+        param, message = "voice", 'voice must be a voice id or {"id": VOICE_ID}'
     return OpenAIError(400, message, param, "invalid_value")
 
 

@@ -36,7 +36,8 @@ CASES: list[tuple[Any, Case]] = [*hostile_ws_cases.CASES, *hostile_http_cases.CA
 @pytest.fixture(scope="module")
 def service(english_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("hostile")
-    service = Server(english_dir, workdir, workers_per_device=1, concurrent_requests_per_worker=8)
+    service = Server(english_dir, workdir, workers_per_device=1, concurrent_requests_per_worker=8,
+                     tts_server_routes=True)  # fmt: skip
     (service.preloaded_dir / VOICE).write_bytes(clip_bytes(workdir))
     with service.running(log=workdir / "service.log"):
         yield service

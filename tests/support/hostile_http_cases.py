@@ -35,7 +35,7 @@ class Route:
         if self.name == "openai_speech":
             assert set(body["error"]) == {"message", "type", "param", "code"}, body
             return str(body["error"]["param"]) if body["error"]["param"] else None
-        if self.name == "elevenlabs_stream":
+        if self.name.startswith("elevenlabs"):
             assert set(body["detail"]) == {"status", "message", "param"}, body
             assert "validation error for" not in body["detail"]["message"], body
             return str(body["detail"]["param"]) if body["detail"]["param"] else None
@@ -55,6 +55,8 @@ OPENAI = Route(
             "seed", "exaggeration", "language")),
         ("", {"input": "Hi.", "speed": "fast"}, "speed"),
         ("", {"input": "Hi.", "response_format": "wma"}, "response_format"),
+        *(("", {"input": "Hi.", "voice": bad}, "voice") for bad in (
+            {"id": 5}, {"name": "anna.wav"}, {"id": "anna.wav", "x": 1}, {"id": "../x"})),
     ],
 )  # fmt: skip
 OURS = Route(
@@ -85,7 +87,32 @@ ELEVENLABS = Route(
             5, "x", {}, "de")),
     ],
 )  # fmt: skip
-ROUTES = (OPENAI, OURS, ELEVENLABS)
+ELEVENLABS_WHOLE = Route(
+    "elevenlabs_convert",
+    (f"/v1/text-to-speech/{VOICE}", f"/v1/text-to-speech/{VOICE}/with-timestamps"),
+    ELEVENLABS.long, ELEVENLABS.wrong,
+)  # fmt: skip
+TTS_SERVER = Route(
+    "tts_server", ("/tts",),
+    {"text": SENTENCES, "predefined_voice_id": VOICE},
+    [
+        *(("", {"text": bad, "predefined_voice_id": VOICE}, "text") for bad in TEXTS),
+        *(("", {"text": "Hi.", "predefined_voice_id": VOICE, name: {}}, name) for name in (
+            "voice_mode", "output_format", "split_text", "chunk_size", "temperature",
+            "exaggeration", "cfg_weight", "seed", "speed_factor", "language")),
+        ("", {"text": "Hi."}, "predefined_voice_id"),
+        ("", {"text": "Hi.", "voice_mode": "clone"}, "reference_audio_filename"),
+        ("", {"text": "Hi.", "predefined_voice_id": 5}, "predefined_voice_id"),
+        ("", {"text": "Hi.", "predefined_voice_id": "../x.wav"}, "predefined_voice_id"),
+        ("", {"text": "Hi.", "predefined_voice_id": VOICE, "output_format": "flac"},
+         "output_format"),
+        ("", {"text": "Hi.", "predefined_voice_id": VOICE, "chunk_size": 5}, "chunk_size"),
+        ("", {"text": "Hi.", "predefined_voice_id": VOICE, "speed_factor": 9}, "speed_factor"),
+        ("", {"text": "Hi.", "predefined_voice_id": VOICE, "exaggeration": 9}, "exaggeration"),
+        ("", {"text": "Hi.", "predefined_voice_id": VOICE, "language": "de"}, "language"),
+    ],
+)  # fmt: skip
+ROUTES = (OPENAI, OURS, ELEVENLABS, ELEVENLABS_WHOLE, TTS_SERVER)
 
 
 def _client(server: Server) -> httpx.AsyncClient:
