@@ -15,7 +15,17 @@ Pipecat closes a finished turn again when the user interrupts its audio);
 (both frameworks' default) each text message ends a word, so a message ending a sentence is
 spoken at once rather than when the next text shows that the sentence is over.
 Server: ``{"audio", "alignment", "normalizedAlignment", "contextId"}``,
-``{"isFinal": true, "contextId"}``, errors as ``{"error", "message", "contextId"?}``.
+``{"isFinal": true, "contextId"}``, errors as ``{"error", "message"}``.
+
+An error a context causes ends that context, whatever it was (refused at its opening for
+capacity, readiness, its voice or its settings, text over the limit, a malformed message naming
+it, its worker's failure): on multi-stream-input the error names it as both clients read it
+(``contextId`` and ``context_id``) and carries ``isFinal``, and a context still open is stopped
+(its slot freed); LiveKit fails that stream and forgets the context without closing it, and
+Pipecat reads only ``isFinal``. On stream-input the context is the socket: a refusal or failure of
+its synthesis is the socket's last message, then it closes (the ElevenLabs SDK raises an error
+when the socket closes after a message with a ``message``); a malformed message is refused
+without ending anything there, as on every socket.
 """
 
 from __future__ import annotations
@@ -102,10 +112,28 @@ class ElevenLabsSession:
         await serve(self.ws, self._handle, self._refuse, lambda: self.closing and not self.contexts)
 
     async def _refuse(self, error: BadMessage, data: dict[str, Any] | None) -> None:
-        """The error, with the ``contextId`` the message named (LiveKit fails only that one)."""
+        """The error; it ends the context the message named (see the module's docstring)."""
+        reply = {"error": error.code, "message": printable(str(error))}
         named = data.get("context_id") if data is not None else None
-        context_id = (named or DEFAULT_CONTEXT) if isinstance(named, str) else None
-        await self._send({"error": error.code, "message": printable(str(error))}, context_id)
+        if self.multi and isinstance(named, str):
+            await self._fail(named or DEFAULT_CONTEXT, reply)
+        elif not self.multi and error.speech:
+            await self._fail("", reply, _close_code(error.code))
+        else:
+            await self._send(reply)
+
+    async def _fail(self, context_id: str, reply: dict[str, Any], close_code: int = 0) -> None:
+        """End ``context_id`` (stopped if open) with the error ``reply``; on stream-input, close
+        the socket with ``close_code`` after it."""
+        context = self.contexts.pop(context_id, None)
+        if context is not None:
+            await context.utterance.cancel()
+        await self._send({**reply, "isFinal": True}, context_id, both=True)
+        if not self.multi:
+            self.closing = True
+            await self._close_socket(close_code, reply["message"])
+        elif self.closing and not self.contexts:
+            await self._close_socket()
 
     async def _handle(self, data: dict[str, Any]) -> None:
         message = validate(Message, data)
@@ -185,10 +213,13 @@ class ElevenLabsSession:
         rest = context.aligner.message(None)
         if rest["alignment"] or rest["normalizedAlignment"]:
             await self._send({"audio": "", **rest}, context_id)
-        if ending.failure is not None:
-            failure = ending.failure
-            await self._send({"error": failure.code, "message": failure.message}, context_id)
-        await self._final(context_id, context)
+        failure = ending.failure
+        if failure is None:
+            await self._final(context_id, context)
+        elif self.contexts.get(context_id) is context:  # its forwarding ends here, on its own
+            del self.contexts[context_id]
+            reply = {"error": failure.code, "message": failure.message}
+            await self._fail(context_id, reply, _close_code(failure.code))
 
     async def _close(self, context_id: str) -> None:
         context = self.contexts.get(context_id)
@@ -208,13 +239,19 @@ class ElevenLabsSession:
         if self.closing and not self.contexts:
             await self._close_socket()
 
-    async def _close_socket(self) -> None:
+    async def _close_socket(self, code: int = 0, reason: str = "") -> None:
         with contextlib.suppress(RuntimeError):  # closed already
-            await self.ws.close(1000)
+            await self.ws.close(code or 1000, reason[:120])
 
-    async def _send(self, message: dict[str, Any], context_id: str | None = None) -> None:
+    async def _send(
+        self, message: dict[str, Any], context_id: str | None = None, both: bool = False
+    ) -> None:
+        """Send ``message`` naming ``context_id`` on multi-stream-input: as ``contextId``, as
+        Pipecat and LiveKit read it, and (``both``) also as ``context_id``, as LiveKit does."""
         if self.multi and context_id is not None:
             message["contextId"] = context_id
+            if both:
+                message["context_id"] = context_id
         async with self.sending:
             await self.ws.send_text(json.dumps(message))
 
@@ -222,6 +259,14 @@ class ElevenLabsSession:
         for context in list(self.contexts.values()):
             await context.utterance.close()
         self.contexts.clear()
+
+
+def _close_code(error_code: str) -> int:
+    """The close code that ends stream-input after an error: try again later, a failure on our
+    side, or a refusal of what was asked."""
+    if error_code in ("overloaded", "not_ready", "worker_draining"):
+        return 1013
+    return 1011 if error_code in ("worker_crashed", "internal_error") else 1008
 
 
 def _flag(ws: WebSocket, name: str) -> bool:

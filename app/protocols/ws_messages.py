@@ -37,16 +37,22 @@ DISCONNECTED = (WebSocketDisconnect, RuntimeError, OSError)
 
 class BadMessage(Exception):
     """A message refused: ``str()`` says why, ``field`` names the field at fault (None: the whole
-    message), ``code`` is the protocol's error code."""
+    message), ``code`` is the protocol's error code. ``speech``: the speech core refused what the
+    message asked (no capacity, an unusable voice, text over the limit ...), as opposed to the
+    message's form: an adapter may end the synthesis it was for."""
 
-    def __init__(self, message: str, field: str | None = None, code: str = "invalid_message"):
+    def __init__(
+        self, message: str, field: str | None = None, code: str = "invalid_message",
+        speech: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__(message)
         self.field = field
         self.code = code
+        self.speech = speech
 
     @classmethod
     def from_speech_error(cls, error: SpeechError) -> BadMessage:
-        return cls(error.message, error.field, error.code)
+        return cls(error.message, error.field, error.code, speech=True)
 
 
 class ClientMessage(BaseModel):

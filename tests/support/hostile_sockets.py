@@ -50,16 +50,19 @@ class Protocol:
         self, reply: Reply, field: str | None = None, context: str | None = None
     ) -> dict[str, Any]:
         """``reply`` is this protocol's error naming ``field`` (ElevenLabs' shape has no field:
-        its message names it), with ``contextId`` ``context`` on multi-stream-input."""
+        its message names it); on multi-stream-input, one naming ``context`` (``contextId`` and
+        ``context_id``) ends it: ``isFinal``."""
         assert isinstance(reply, dict) and self.is_error(reply), reply
         assert "Traceback" not in reply["message"] and reply["message"], reply
         if self.ours:
             assert set(reply) <= {"type", "code", "message", "field", "request_id"}, reply
             assert reply.get("field") == field, reply
         else:
-            assert set(reply) <= {"error", "message", "contextId"}, reply
+            assert set(reply) <= {"error", "message", "contextId", "context_id", "isFinal"}, reply
             assert field is None or field in reply["message"], reply
-            assert reply.get("contextId") == (context if self.multi else None), reply
+            named = context if self.multi else None
+            assert reply.get("contextId") == named and reply.get("context_id") == named, reply
+            assert reply.get("isFinal") is (True if named is not None else None), reply
         return reply
 
 
