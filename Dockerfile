@@ -29,7 +29,7 @@ RUN python -m pip install --no-cache-dir uv \
 # for them): docker build --build-arg BAKE_MODEL=chatterbox-turbo . Before the code is copied, so
 # a code change does not download them again.
 ARG BAKE_MODEL=""
-COPY common/__init__.py common/variants.py common/pkuseg.py common/
+COPY common/__init__.py common/variants.py common/model_files.py common/pkuseg.py common/
 COPY scripts/download_weights.py scripts/
 RUN if [ -n "$BAKE_MODEL" ]; then \
         .venv/bin/python scripts/download_weights.py --variant "$BAKE_MODEL" /app/models; \

@@ -3,13 +3,16 @@
 Into DIRECTORY: the upstream layout ``MODEL_PATH`` expects (the Docker build runs this when
 ``--build-arg BAKE_MODEL=<variant>`` is given). Without DIRECTORY: into the Hugging Face cache
 the server reads (``HF_HOME``, or ``DATA_DIR``'s; the settings of the environment and ``.env``).
-chatterbox-multilingual (and each Single Language Pack) also needs, for Chinese, the Cangjie
-table (``Cangjie5_TC.json``) and spacy_pkuseg's segmentation model, fetched beside the weights
-(``DIRECTORY/pkuseg``; without DIRECTORY, into ``PKUSEG_HOME``).
+Only the files the model reads are fetched, never a whole repository. A Single Language Pack
+(``--repo-id zh-cmn`` ...) takes its T3, decoder and tokenizer from its own repository and the
+voice encoder, the built-in voice and the Cangjie table from ResembleAI/chatterbox: both go into
+DIRECTORY side by side (or into the cache, each under its repository).
+chatterbox-multilingual (and each pack) also needs, for Chinese, spacy_pkuseg's segmentation
+model, fetched beside the weights (``DIRECTORY/pkuseg``; without DIRECTORY, into ``PKUSEG_HOME``).
 
     python scripts/download_weights.py --variant chatterbox /app/models
-    python scripts/download_weights.py --variant chatterbox-multilingual --t3-model v3 \\
-        --repo-id zh-cmn models/zh
+    python scripts/download_weights.py --variant chatterbox-multilingual --t3-model v2 models/mtl
+    python scripts/download_weights.py --repo-id zh-cmn models/zh
 """
 
 from __future__ import annotations
@@ -20,21 +23,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.model_files import by_repository, fetch, pick_files
 from common.pkuseg import fetch_pkuseg_model
-from common.variants import (
-    CANGJIE_REPO_ID,
-    CANGJIE_TABLE,
-    DEFAULT_MULTILINGUAL_T3_MODEL,
-    PKUSEG_DIR,
-    SINGLE_LANGUAGE_PACKS,
-    ModelChoice,
-    Variant,
-)
+from common.variants import PKUSEG_DIR, SINGLE_LANGUAGE_PACKS, ModelChoice, Variant
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", type=Variant, choices=list(Variant), required=True)
+    parser.add_argument(
+        "--variant",
+        type=Variant,
+        choices=list(Variant),
+        help="the model (a Single Language Pack implies chatterbox-multilingual)",
+    )
     parser.add_argument(
         "--repo-id",
         help="Hub repository (default: the variant's own); a Single Language Pack's code "
@@ -42,11 +43,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--t3-model",
-        default=DEFAULT_MULTILINGUAL_T3_MODEL,
-        help="multilingual T3: v2, v3 or a t3_*.safetensors file (default %(default)s)",
+        help="multilingual T3: v2, v3 (the default) or a t3_*.safetensors file; a pack's own T3 "
+        "unless a file is named",
     )
     parser.add_argument("directory", type=Path, nargs="?", help="default: the Hub cache")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.repo_id = SINGLE_LANGUAGE_PACKS.get(args.repo_id, args.repo_id)
+    if args.repo_id in SINGLE_LANGUAGE_PACKS.values():
+        if args.variant not in (None, Variant.MULTILINGUAL):
+            parser.error(f"{args.repo_id} is a Single Language Pack: chatterbox-multilingual")
+        args.variant = Variant.MULTILINGUAL
+    if args.variant is None:
+        parser.error("--variant is required (unless --repo-id names a Single Language Pack)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,22 +65,21 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = Settings()
         settings.export_environment()  # HF_HOME and PKUSEG_HOME, before the imports read them
-    from huggingface_hub import hf_hub_download, snapshot_download
-
-    repo = SINGLE_LANGUAGE_PACKS.get(args.repo_id, args.repo_id)
-    choice = ModelChoice(args.variant, repo, args.t3_model)
-    files = choice.files
-    local = {"local_dir": args.directory} if args.directory else {}
-    path = Path(snapshot_download(files.repo_id, allow_patterns=files.hub_patterns, **local))
-    missing = [name for name in files.required if not (path / name).is_file()]
-    if missing:
-        print(f"{files.repo_id} lacks {', '.join(missing)}", file=sys.stderr)
-        return 1
-    if CANGJIE_TABLE in files.assets and not (path / CANGJIE_TABLE).is_file():
-        hf_hub_download(CANGJIE_REPO_ID, CANGJIE_TABLE, **local)  # upstream's tokenizer's source
+    choice = ModelChoice(args.variant, args.repo_id, args.t3_model)
+    for repo_id, files in by_repository(choice.wanted).items():
+        try:
+            found = pick_files(files, fetch(repo_id, files, args.directory))
+        except Exception as error:  # the Hub unreachable, the repository unknown ...
+            print(f"fetching from {repo_id} failed: {error}", file=sys.stderr)
+            return 1
+        missing = [f.shown for f in files if f.required and f.part not in found]
+        if missing:
+            print(f"{repo_id} lacks {', '.join(missing)}", file=sys.stderr)
+            return 1
+        print(f"{repo_id}: {', '.join(p.name for p in found.values())}")
     if args.variant is Variant.MULTILINGUAL:
         fetch_pkuseg_model(_pkuseg_home(args.directory))
-    print(f"{choice.label}: {files.repo_id} -> {path}")
+    print(f"{choice.label}: ready in {args.directory or 'the Hugging Face cache'}")
     return 0
 
 

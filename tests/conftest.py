@@ -17,12 +17,20 @@ from common.variants import Variant
 from tests.support.checkpoints import Checkpoints
 from tests.support.server import Server
 from worker.engine.model.loading import LoadedModel, load_model
+from worker.engine.model.random_pack import LanguagePack, write_language_pack
 from worker.engine.pipeline import StreamingEngine
 
 
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Checkpoints:
     return Checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="session")
+def language_pack(tmp_path_factory: pytest.TempPathFactory) -> LanguagePack:
+    """A tiny Single Language Pack (zh-cmn) as published: the pack's repository and the base
+    one, as directories and as a stand-in Hub cache (``language_pack.hf_home``)."""
+    return write_language_pack("zh-cmn", "tiny", tmp_path_factory.mktemp("packs") / "zh-cmn")
 
 
 @pytest.fixture(scope="session")

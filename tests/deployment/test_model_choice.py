@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
-import huggingface_hub
 import pytest
+from huggingface_hub import constants
 from pydantic import ValidationError
 
 from common.settings import Settings
-from common.variants import CANGJIE_REPO_ID, CANGJIE_TABLE, PKUSEG_DIR, ModelChoice, Variant
+from common.variants import BASE_REPO_ID, PKUSEG_DIR, Variant
+from tests.support.hub import FakeHub
+from worker.engine.model.loading import load_model
+from worker.engine.model.random_pack import LanguagePack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,34 +48,55 @@ def test_multilingual_t3_defaults_to_v3_and_pkuseg_goes_on_the_volume() -> None:
     assert settings.pkuseg_home == Path("/runpod-volume/pkuseg")
 
 
-def test_the_download_fetches_every_file_the_model_needs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_download_fetches_exactly_what_a_pack_reads_and_it_starts_offline(
+    language_pack: LanguagePack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What download_weights.py asks of the Hub and of spacy_pkuseg for a language pack (the
-    Hub is replaced by a stand-in that writes what is asked for: no network here)."""
+    """``download_weights.py --repo-id zh-cmn DIR`` against a stand-in Hub serving the pack's
+    repository and the base one (which also lists files a pack must not take from it), then a
+    start from DIR with the Hub offline."""
     script = _load_script()
-    asked: list[tuple[str, Any]] = []
+    decoys = ["s3gen.pt", "t3_mtl23ls_v3.safetensors", "grapheme_mtl_merged_expanded_v1.json"]
+    hub = FakeHub(
+        language_pack.repositories,
+        {BASE_REPO_ID: decoys, language_pack.repo_id: ["README.md", ".gitattributes"]},
+    ).install(monkeypatch)
+    homes: list[Path] = []
 
-    def snapshot(repo_id: str, allow_patterns: list[str], local_dir: Path) -> str:
-        asked.append((repo_id, allow_patterns))
-        for name in allow_patterns:
-            if name != CANGJIE_TABLE:  # a pack whose repository lacks the table
-                (local_dir / name).write_text("x")
-        return str(local_dir)
+    def fetch_pkuseg(home: Path) -> None:
+        homes.append(home)
+        shutil.copytree(language_pack.pkuseg_home, home)
 
-    def one_file(repo_id: str, filename: str, local_dir: Path) -> str:
-        asked.append((repo_id, filename))
-        return str(local_dir / filename)
+    monkeypatch.setattr(script, "fetch_pkuseg_model", fetch_pkuseg)
+    models = tmp_path / "models"
+    assert script.main(["--repo-id", "zh-cmn", str(models)]) == 0
+    assert sorted(hub.fetched) == [
+        (language_pack.repo_id, "grapheme_mtl_merged_expanded_v1.json"),
+        (language_pack.repo_id, "random_weights.json"),  # a random checkpoint's marker
+        (language_pack.repo_id, "s3gen_v3.pt"),
+        (language_pack.repo_id, "t3_zh_cmn.safetensors"),
+        (BASE_REPO_ID, "Cangjie5_TC.json"),
+        (BASE_REPO_ID, "conds.pt"),
+        (BASE_REPO_ID, "ve.pt"),
+    ]
+    assert homes == [models / PKUSEG_DIR]
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    model = load_model(models, device="cpu", repo_id=language_pack.repo_id)
+    assert model.builtin_voice is not None and model.tokenize("你好", "zh")
 
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", one_file)
-    monkeypatch.setattr(script, "fetch_pkuseg_model", lambda home: asked.append(("pkuseg", home)))
-    argv = ["--variant", "chatterbox-multilingual", "--repo-id", "hi", "--t3-model", "v2"]
-    assert script.main([*argv, str(tmp_path)]) == 0
-    files = ModelChoice(Variant.MULTILINGUAL, "ResembleAI/Chatterbox-Multilingual-hi", "v2").files
-    assert asked[0] == (files.repo_id, files.hub_patterns)
-    assert {"t3_mtl23ls_v2.safetensors", CANGJIE_TABLE} <= set(files.hub_patterns)
-    assert asked[1:] == [(CANGJIE_REPO_ID, CANGJIE_TABLE), ("pkuseg", tmp_path / PKUSEG_DIR)]
+
+def test_the_download_says_what_a_repository_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _load_script()
+    english = tmp_path / "english"
+    english.mkdir()
+    for name in ("ve.safetensors", "t3_cfg.safetensors", "tokenizer.json"):
+        (english / name).touch()
+    FakeHub({BASE_REPO_ID: english}).install(monkeypatch)
+    assert script.main(["--variant", "chatterbox", str(tmp_path / "models")]) == 1
+    assert (
+        "ResembleAI/chatterbox lacks s3gen.safetensors (S3Gen decoder)" in capsys.readouterr().err
+    )
 
 
 def _load_script() -> ModuleType:

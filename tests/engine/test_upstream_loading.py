@@ -30,10 +30,13 @@ from safetensors.torch import load_file, save_file
 
 from common.variants import FILES, Variant
 from tests.support.checkpoints import Checkpoints, linked_copy
+from tests.support.hub import use_hub_cache
 from worker.engine.errors import InvalidCheckpointError, ModelNotFoundError
 from worker.engine.model.architecture import assemble_s3gen, resize_t3_config, t3_config
 from worker.engine.model.loading import load_model
 from worker.engine.model.random_checkpoint import architecture
+from worker.engine.model.random_pack import LanguagePack
+from worker.engine.model.weights import DERIVED_BUFFERS
 
 MODELS = [
     (Variant.ENGLISH, None),
@@ -206,22 +209,64 @@ def test_english_s3gen_missing_a_weight_it_needs_fails(english_dir: Path, tmp_pa
     assert str(broken / "s3gen.safetensors") in str(error.value) and key in str(error.value)
 
 
-def test_a_language_pack_without_the_t3_asked_for_names_what_it_has(
+def test_a_multilingual_directory_without_the_t3_asked_for_names_what_it_has(
     checkpoints: Checkpoints, tmp_path: Path
 ) -> None:
-    pack = linked_copy(
+    fork = linked_copy(
         checkpoints(Variant.MULTILINGUAL),
-        tmp_path / "pack",
+        tmp_path / "fork",
         leave_out=("t3_mtl23ls_v3.safetensors",),
     )
-    repo = "ResembleAI/Chatterbox-Multilingual-zh-cmn"
+    repo = "someone/chatterbox-fork"
     with pytest.raises(ModelNotFoundError) as error:
-        load_model(pack, device="cpu", repo_id=repo, t3_model="v3")
+        load_model(fork, device="cpu", repo_id=repo, t3_model="v3")
     message = str(error.value)
     assert "lacks t3_mtl23ls_v3.safetensors" in message
     assert "it holds t3_mtl23ls_v2.safetensors" in message and repo in message
-    model = load_model(pack, device="cpu", builtin_voice=False, repo_id=repo, t3_model="v2")
+    model = load_model(fork, device="cpu", builtin_voice=False, repo_id=repo, t3_model="v2")
     assert model.choice.label == f"chatterbox-multilingual v2 ({repo})"
+
+
+def stage_for_from_local(pack: LanguagePack, staged: Path) -> Path:
+    """The public loaders' recipe for a pack: a directory for upstream's ``from_local`` with the
+    pack's files and the base repository's, the pack's T3 and decoder under the names
+    ``from_local`` reads (``t3_mtl23ls_v2.safetensors``, ``s3gen.pt``)."""
+    staged.mkdir()
+    for directory in pack.repositories.values():
+        for path in directory.iterdir():
+            (staged / path.name).symlink_to(path)
+    (staged / "t3_mtl23ls_v2.safetensors").symlink_to(pack.pack_dir / "t3_zh_cmn.safetensors")
+    (staged / "s3gen.pt").symlink_to(pack.pack_dir / "s3gen_v3.pt")
+    return staged
+
+
+def test_a_pack_loads_as_the_public_recipe_loads_it(
+    language_pack: LanguagePack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Upstream's from_local over the staged pack refuses the published decoder exactly as it
+    refuses the real one; loaders that keep the pack's decoder fill in the two buffers with
+    upstream's own constructor, and then it loads. We load the same files from the stand-in
+    Hub (two repositories) and run exactly its weights."""
+    staged = stage_for_from_local(language_pack, tmp_path / "staged")
+    with pytest.raises(RuntimeError) as refused:
+        upstream_from_local(staged, Variant.MULTILINGUAL, None, monkeypatch)
+    missing = str(refused.value).split("Missing key(s) in state_dict:")[1]
+    assert missing.strip() == '"tokenizer._mel_filters", "tokenizer.window".'
+    arch = json.loads((language_pack.pack_dir / "random_weights.json").read_text())["architecture"]
+    state = torch.load(language_pack.pack_dir / "s3gen_v3.pt", weights_only=True)
+    computed = assemble_s3gen(arch["s3gen"], meanflow=False).state_dict()
+    state.update({key: computed[key] for key in DERIVED_BUFFERS})
+    (staged / "s3gen.pt").unlink()
+    torch.save(state, staged / "s3gen.pt")
+    theirs = upstream_from_local(staged, Variant.MULTILINGUAL, None, monkeypatch)
+    use_hub_cache(monkeypatch, language_pack.hf_home, language_pack.pkuseg_home)
+    ours = load_model(None, device="cpu", repo_id=language_pack.repo_id)
+    assert_same_weights(ours.t3, theirs.t3, "t3")
+    assert_same_weights(ours.s3gen, theirs.s3gen, "s3gen")
+    assert_same_weights(ours.voice_encoder, theirs.ve, "ve")
+    assert ours.builtin_voice is not None
+    for key, value in theirs.conds.gen.items():
+        assert not torch.is_tensor(value) or torch.equal(ours.builtin_voice.gen[key], value), key
 
 
 def test_full_size_is_upstreams_and_nano_is_gpt2_small() -> None:

@@ -1,9 +1,10 @@
 """Find, load and describe a Chatterbox checkpoint.
 
-Where the weights come from, in order: a local directory (``MODEL_PATH``) in the upstream file
-layout; else the Hugging Face cache (``HF_HOME``); else a download from the Hub into that cache,
-with progress bars. When none works, one :class:`ModelNotFoundError` says what was looked for
-where, and how to fix it.
+Where the weights come from, in order (``common.model_files``): a local directory
+(``MODEL_PATH``) in the upstream file layout; else the Hugging Face cache (``HF_HOME``); else a
+download from the Hub into that cache. A Single Language Pack's files come from two repositories,
+the pack's and the base one. When a file is found nowhere, one :class:`ModelNotFoundError` names
+it, its repository, and the command that fetches it.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from chatterbox.models.s3gen import S3Gen
 from chatterbox.models.t3 import T3
 from chatterbox.models.voice_encoder import VoiceEncoder
 
-from common.variants import FILES, RANDOM_MARKER, ModelChoice, Variant
+from common.model_files import ModelFiles, ModelFilesError, locate
+from common.variants import RANDOM_MARKER, SINGLE_LANGUAGE_PACKS, ModelChoice, Part, Variant
 
 from ..errors import InvalidCheckpointError, ModelNotFoundError
 from .architecture import build_s3gen, build_t3, build_voice_encoder, drop_unused_t3_modules
 from .chinese import multilingual_tokenizer
 from .conditioning import VoiceConditioning
 from .precision import cast_keeping_rotary, use_tf32
-from .weights import load_weights, log_dropped
+from .weights import Strictness, load_weights, log_dropped
 
 log = logging.getLogger(__name__)
 
@@ -73,78 +75,14 @@ def pick_device(requested: str | None = None, index: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def resolve_checkpoint(model: ModelChoice | Variant, model_path: str | Path | None) -> Path:
-    """The directory holding the model's files: ``model_path`` if complete, else the HF cache."""
+def resolve_checkpoint(model: ModelChoice | Variant, model_path: str | Path | None) -> ModelFiles:
+    """Where each file of the model is (see ``common.model_files``); a missing one raises
+    :class:`ModelNotFoundError` naming it, its repository and the command that fetches it."""
     choice = model if isinstance(model, ModelChoice) else ModelChoice(model)
-    local_missing: list[str] = []
-    if model_path:
-        directory = Path(model_path).expanduser()
-        local_missing = [f for f in choice.files.required if not (directory / f).is_file()]
-        if directory.is_dir() and not local_missing:
-            return directory
-    return _from_hub(choice, Path(model_path) if model_path else None, local_missing)
-
-
-def _from_hub(choice: ModelChoice, model_path: Path | None, local_missing: list[str]) -> Path:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.constants import HF_HUB_CACHE
-
-    files = choice.files
-    patterns = files.hub_patterns
     try:
-        try:
-            path = snapshot_download(files.repo_id, allow_patterns=patterns, local_files_only=True)
-        except Exception:
-            log.info(
-                "Downloading %s from the Hugging Face Hub into %s", files.repo_id, HF_HUB_CACHE
-            )
-            path = snapshot_download(files.repo_id, allow_patterns=patterns)
-    except Exception as error:
-        raise ModelNotFoundError(
-            _not_found_message(choice, model_path, local_missing, HF_HUB_CACHE, error)
-        ) from None
-    return Path(str(path))
-
-
-def _not_found_message(
-    choice: ModelChoice,
-    model_path: Path | None,
-    local_missing: list[str],
-    cache: str,
-    error: Exception,
-) -> str:
-    files = choice.files
-    where = (
-        f"MODEL_PATH={model_path.resolve()} lacks {', '.join(local_missing)}"
-        + _other_t3_files(choice, model_path, local_missing)
-        if model_path
-        else "MODEL_PATH is not set"
-    )
-    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return (
-        f"No {choice.label} weights found. Looked for {', '.join(files.required)}: "
-        f"{where}; the Hugging Face cache ({cache}) has no copy of {files.repo_id}, and "
-        f"downloading it failed ({reason}). Fix: copy the files of {files.repo_id} into "
-        f"MODEL_PATH, or allow network access to the Hub (and unset HF_HUB_OFFLINE), or point "
-        f"HF_HOME at a cache that holds them. For tests without weights: python "
-        f"scripts/make_random_checkpoint.py --variant {choice.variant.value} --size tiny DIR, "
-        f"then MODEL_PATH=DIR."
-    )
-
-
-def _other_t3_files(choice: ModelChoice, directory: Path, local_missing: list[str]) -> str:
-    """For a multilingual directory without the T3 file asked for: the ones it has instead."""
-    if choice.variant is not Variant.MULTILINGUAL or choice.files.t3 not in local_missing:
-        return ""
-    present = (
-        sorted(p.name for p in directory.glob("t3_*.safetensors")) if directory.is_dir() else []
-    )
-    if not present:
-        return " (and holds no t3_*.safetensors file)"
-    return (
-        f" (it holds {', '.join(present)}: MULTILINGUAL_T3_MODEL picks the multilingual T3 "
-        "file, e.g. v2 or v3)"
-    )
+        return locate(choice, Path(model_path).expanduser() if model_path else None)
+    except ModelFilesError as error:
+        raise ModelNotFoundError(str(error)) from None
 
 
 def read_marker(directory: Path) -> dict[str, Any] | None:
@@ -165,7 +103,8 @@ def load_model(
     repo_id: str | None = None,
     t3_model: str | None = None,
 ) -> LoadedModel:
-    """Load a checkpoint onto ``device``; ``variant`` defaults to the marker's or English.
+    """Load a checkpoint onto ``device``; ``variant`` defaults to the marker's, multilingual for
+    a Single Language Pack, else English.
 
     ``repo_id`` is the Hub repository (a Single Language Pack, a fork) and ``t3_model`` the
     multilingual T3 file (upstream's ``t3_model``: "v2", "v3" or a file name). ``dtype`` is
@@ -173,7 +112,8 @@ def load_model(
     the voice encoder stay float32; on CUDA their matrix products use TF32)."""
     directory = Path(model_path) if model_path else None
     marker = read_marker(directory) if directory and directory.is_dir() else None
-    chosen = Variant(variant or (marker or {}).get("variant") or Variant.ENGLISH)
+    pack = Variant.MULTILINGUAL if repo_id in SINGLE_LANGUAGE_PACKS.values() else None
+    chosen = Variant(variant or (marker or {}).get("variant") or pack or Variant.ENGLISH)
     if marker and marker.get("variant") not in (None, chosen.value):
         raise InvalidCheckpointError(
             f"MODEL_PATH={directory} holds a {marker['variant']} checkpoint, but the variant "
@@ -181,13 +121,13 @@ def load_model(
             "MODEL_PATH elsewhere."
         )
     choice = ModelChoice(chosen, repo_id, t3_model)
-    checkpoint = resolve_checkpoint(choice, directory)
-    marker = read_marker(checkpoint)
+    files = resolve_checkpoint(choice, directory)
+    marker = read_marker(files.directory)
     arch = (marker or {}).get("architecture") or {}
     torch_device = device if isinstance(device, torch.device) else pick_device(device)
     if dtype not in DTYPES:
         raise InvalidCheckpointError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
-    ve, t3, s3gen = load_modules(choice, checkpoint, arch)
+    ve, t3, s3gen = load_modules(choice, files, arch)
     cast_keeping_rotary(t3, DTYPES[dtype])  # on the CPU: a float32 copy never reaches the GPU
     for module in (ve, t3, s3gen):
         module.to(torch_device).eval()
@@ -198,53 +138,58 @@ def load_model(
         t3=t3,
         s3gen=s3gen,
         voice_encoder=ve,
-        tokenize=_tokenizer(chosen, checkpoint),
+        tokenize=_tokenizer(chosen, files[Part.TOKENIZER]),
         device=torch_device,
         dtype=DTYPES[dtype],
-        checkpoint_dir=checkpoint,
+        checkpoint_dir=files.directory,
         marker=marker,
     )
-    conds_file = checkpoint / FILES[chosen].builtin_voice
-    if builtin_voice and conds_file.is_file():
+    conds_file = files.get(Part.BUILTIN_VOICE)
+    if builtin_voice and conds_file:
         model.builtin_voice = VoiceConditioning.load(conds_file, torch_device)
     log.info("Loaded %s", model.describe())
     return model
 
 
 def load_modules(
-    choice: ModelChoice, checkpoint: Path, arch: dict[str, Any]
+    choice: ModelChoice, files: ModelFiles, arch: dict[str, Any]
 ) -> tuple[VoiceEncoder, T3, S3Gen]:
-    """The three modules of ``checkpoint``, loaded file by file as upstream's ``from_local``:
-    T3 whole (Turbo/Nano's ``tfmr.wte`` included) and then trimmed; S3Gen strictly except
-    English's (``strict=False`` upstream)."""
-    variant, files = choice.variant, choice.files
+    """The three modules, loaded file by file as upstream's ``from_local``: T3 whole
+    (Turbo/Nano's ``tfmr.wte`` included) and then trimmed; S3Gen strictly except English's
+    (``strict=False`` upstream) and a Single Language Pack's, whose published decoder lacks two
+    buffers the S3 tokenizer computes: those are filled in, every learned key is required."""
+    variant = choice.variant
     hint = f"Is MODEL_VARIANT={variant.value} right for this directory?"
     ve = build_voice_encoder()
-    load_weights(ve, checkpoint / files.voice_encoder, strict=True, hint=hint)
+    load_weights(ve, files[Part.VOICE_ENCODER], Strictness.STRICT, hint)
     t3 = build_t3(variant, arch.get("t3"))
-    load_weights(t3, checkpoint / files.t3, strict=True, hint=hint)
-    log_dropped(checkpoint / files.t3, drop_unused_t3_modules(t3, variant))
+    load_weights(t3, files[Part.T3], Strictness.STRICT, hint)
+    log_dropped(files[Part.T3], drop_unused_t3_modules(t3, variant))
     s3gen = build_s3gen(variant, arch.get("s3gen"))
-    strict = variant is not Variant.ENGLISH
-    load_weights(s3gen, checkpoint / files.s3gen, strict=strict, hint=hint)
+    strictness = Strictness.STRICT
+    if variant is Variant.ENGLISH:
+        strictness = Strictness.LOOSE
+    elif choice.pack:
+        strictness = Strictness.LEARNED
+    load_weights(s3gen, files[Part.S3GEN], strictness, hint)
     return ve, t3, s3gen
 
 
-def _tokenizer(variant: Variant, checkpoint: Path) -> Tokenize:
+def _tokenizer(variant: Variant, path: Path) -> Tokenize:
     if variant.turbo_family:
         from transformers import AutoTokenizer
 
-        hf_tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+        hf_tokenizer = AutoTokenizer.from_pretrained(str(path.parent))
 
         def turbo(text: str, language: str | None) -> list[int]:
             return list(hf_tokenizer(text)["input_ids"])
 
         return turbo
     if variant is Variant.MULTILINGUAL:
-        return multilingual_tokenizer(checkpoint / FILES[variant].tokenizer[0])
+        return multilingual_tokenizer(path)
     from chatterbox.models.tokenizers import EnTokenizer
 
-    english = EnTokenizer(str(checkpoint / FILES[variant].tokenizer[0]))
+    english = EnTokenizer(str(path))
 
     def encode(text: str, language: str | None) -> list[int]:
         return list(english.encode(text))

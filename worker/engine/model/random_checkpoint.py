@@ -17,6 +17,7 @@ import math
 import os
 import string
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,16 @@ from common.audio import SAMPLE_RATE
 from common.variants import (
     FILES,
     MULTILINGUAL_T3_MODELS,
+    PACK_S3GEN,
     RANDOM_MARKER,
+    SINGLE_LANGUAGE_PACKS,
     SUPPORTED_LANGUAGES,
     Variant,
 )
 
 from .architecture import build_s3gen, build_t3, build_voice_encoder, count_parameters
 from .random_chinese import write_chinese_assets
+from .weights import DERIVED_BUFFERS
 
 SPECIAL_TOKENS = ["[START]", "[STOP]", "[UNK]", "[SPACE]", "[PAD]"]
 
@@ -97,12 +101,16 @@ def architecture(variant: Variant, size: str) -> dict[str, Any] | None:
 
 def write_checkpoint(variant: Variant, size: str, out_dir: Path, seed: int = 0) -> Path:
     """Write a complete random checkpoint into ``out_dir`` atomically and return it."""
+    return write_atomically(out_dir, lambda staging: write_files(staging, variant, size, seed))
+
+
+def write_atomically(out_dir: Path, write: Callable[[Path], None]) -> Path:
+    """``write`` into a staging directory beside ``out_dir``, then swap it in."""
     out_dir = Path(out_dir)
-    torch.manual_seed(seed)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
     try:
-        _write_into(staging, variant, size, seed)
+        write(staging)
     except BaseException:
         _rmtree(staging)
         raise
@@ -110,7 +118,13 @@ def write_checkpoint(variant: Variant, size: str, out_dir: Path, seed: int = 0) 
     return out_dir
 
 
-def _write_into(staging: Path, variant: Variant, size: str, seed: int) -> None:
+def write_files(
+    staging: Path, variant: Variant, size: str, seed: int, pack: str | None = None
+) -> None:
+    """Every file of the checkpoint into ``staging``. For a Single Language Pack (``pack``, its
+    code) the published names: one T3 named for the language, the decoder as ``s3gen_v3.pt``
+    without the two buffers the S3 tokenizer computes, as the packs publish it."""
+    torch.manual_seed(seed)
     arch = architecture(variant, size)
     t3_spec = dict(arch["t3"]) if arch else {}
     vocab = _write_tokenizer(staging, variant)
@@ -121,12 +135,16 @@ def _write_into(staging: Path, variant: Variant, size: str, seed: int) -> None:
     _save(ve.state_dict(), staging / files.voice_encoder)
     # The whole T3, as upstream's from_local loads it (Turbo/Nano's unused wte included).
     parameters = count_parameters(ve)
-    for t3_file in _t3_files(variant):
+    for t3_file in [pack_t3_file(pack)] if pack else _t3_files(variant):
         t3 = build_t3(variant, t3_spec or None).eval()
         _save(t3.state_dict(), staging / t3_file)
     parameters += count_parameters(t3)
     s3gen = build_s3gen(variant, arch["s3gen"] if arch else None).eval()
-    _save(s3gen.state_dict(), staging / files.s3gen)
+    s3gen_state = s3gen.state_dict()
+    if pack:
+        for key in DERIVED_BUFFERS:
+            del s3gen_state[key]
+    _save(s3gen_state, staging / (PACK_S3GEN[-1] if pack else files.s3gen))
     marker = {
         "random_weights": True,
         "variant": variant.value,
@@ -136,7 +154,13 @@ def _write_into(staging: Path, variant: Variant, size: str, seed: int) -> None:
         "architecture": {"t3": t3_spec, "s3gen": arch["s3gen"]} if arch else None,
     }
     (staging / RANDOM_MARKER).write_text(json.dumps(marker, indent=2))
-    _write_builtin_voice(staging)
+    _write_builtin_voice(staging, SINGLE_LANGUAGE_PACKS[pack] if pack else None)
+
+
+def pack_t3_file(code: str) -> str:
+    """The T3 file name of a pack: the language code, as the published ones read
+    (``t3_zh_cmn``, ``t3_es_es``, ``t3_pt_br``); the loader finds it by pattern whatever it is."""
+    return f"t3_{code.replace('-', '_')}.safetensors"
 
 
 def _t3_files(variant: Variant) -> list[str]:
@@ -205,12 +229,12 @@ def reference_clip(seconds: float = 8.0, sr: int = SAMPLE_RATE, seed: int = 0) -
     return clip.astype(np.float32)
 
 
-def _write_builtin_voice(directory: Path) -> None:
+def _write_builtin_voice(directory: Path, repo_id: str | None) -> None:
     """Compute ``conds.pt`` (the built-in voice) with the checkpoint's own models."""
     from .conditioning import compute_conditioning
     from .loading import load_model
 
-    model = load_model(directory, device="cpu", builtin_voice=False)
+    model = load_model(directory, device="cpu", builtin_voice=False, repo_id=repo_id)
     conds = compute_conditioning(model, reference_clip(), SAMPLE_RATE)
     conds.save(directory / FILES[model.variant].builtin_voice)
 

@@ -5,12 +5,15 @@ Upstream loads every file with ``strict=True`` except English ``s3gen.safetensor
 tolerate the same, with two limits: every tolerated key is logged by name, and a missing key that
 inference needs fails (upstream would run it with random values). Only what the constructor
 computes itself may be missing: fixed-math buffers (mel filters, STFT windows) and BatchNorm's
-step counters, which evaluation never reads.
+step counters, which evaluation never reads. A Single Language Pack's decoder (``s3gen_v3.pt``)
+lacks the two S3 tokenizer buffers: it loads strictly for every learned key, the constructor's
+buffers filling in what it lacks.
 """
 
 from __future__ import annotations
 
 import logging
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,13 @@ def read_state(path: Path) -> dict[str, Any]:
     return state
 
 
-def load_weights(module: torch.nn.Module, path: Path, *, strict: bool, hint: str) -> None:
+class Strictness(Enum):
+    STRICT = "strict"  # key for key (upstream's strict=True)
+    LEARNED = "learned"  # key for key, except buffers the module computes itself
+    LOOSE = "loose"  # upstream's strict=False: extra keys ignored, computed buffers may miss
+
+
+def load_weights(module: torch.nn.Module, path: Path, strictness: Strictness, hint: str) -> None:
     """Load ``path`` into ``module``; raise :class:`InvalidCheckpointError` naming the file and
     the keys when it does not fit. ``hint`` ends every error (e.g. which setting to check)."""
     try:
@@ -47,17 +56,18 @@ def load_weights(module: torch.nn.Module, path: Path, *, strict: bool, hint: str
         raise InvalidCheckpointError(
             f"The weights in {path} do not fit the model ({reason}). {hint}"
         ) from None
+    strict = strictness is Strictness.STRICT
     needed = list(missing) if strict else [k for k in missing if not _derived(k)]
-    if needed or (strict and unexpected):
-        raise InvalidCheckpointError(
-            _mismatch(path, needed, list(unexpected) if strict else [], hint)
-        )
+    refused = [] if strictness is Strictness.LOOSE else list(unexpected)
+    if needed or refused:
+        raise InvalidCheckpointError(_mismatch(path, needed, refused, hint))
     tolerated_missing = [k for k in missing if k not in needed]
     if tolerated_missing or unexpected:
         log.info(
-            "%s: loaded with strict=False as upstream does; ignored %d unexpected key(s) [%s]; "
+            "%s: loaded as upstream's loaders do (%s); ignored %d unexpected key(s) [%s]; "
             "%d missing key(s) the model computes itself [%s]",
             path.name,
+            strictness.value,
             len(unexpected),
             ", ".join(unexpected),
             len(tolerated_missing),
