@@ -9,10 +9,17 @@ BIN := $(VENV)/bin
 UV := $(shell command -v uv 2>/dev/null || echo .cache/uv/bin/uv)
 STAMP := $(VENV)/.installed
 TINY_CKPT ?= .cache/checkpoints/chatterbox-tiny
+# `install` also installs the Node clients the suite runs, except where there is no npm (serving
+# needs no Node; the suite's Node tests then say what is missing) or no lock (the Docker image
+# copies only requirements.lock).
+NODE_CLIENTS := tests/clients/node
+NODE_LOCK := $(wildcard $(NODE_CLIENTS)/package-lock.json)
+NPM := $(shell command -v npm 2>/dev/null)
+NODE_STAMP := $(if $(and $(NPM),$(NODE_LOCK)),$(NODE_CLIENTS)/node_modules/.installed)
 
 .PHONY: install serve demo test lint lock bench bench-nano bench-service bench-agent-latency bench-formats bench-concurrency soak bench-gpu gpu-wheels checkpoint clean
 
-install: $(STAMP)
+install: $(STAMP) $(NODE_STAMP)
 
 $(UV):
 	$(PYTHON) -m venv .cache/uv
@@ -21,6 +28,12 @@ $(UV):
 $(STAMP): requirements.lock | $(UV)
 	@test -x $(BIN)/python || $(UV) venv --python $(PYTHON) $(VENV)
 	$(UV) pip sync --python $(BIN)/python requirements.lock
+	@touch $@
+
+# The Node clients the suite runs unmodified (tests/clients/node): `npm ci` from their lock, again
+# only when it changes.
+$(NODE_CLIENTS)/node_modules/.installed: $(NODE_CLIENTS)/package-lock.json $(NODE_CLIENTS)/package.json
+	cd $(NODE_CLIENTS) && npm ci
 	@touch $@
 
 # Recompile the pins after editing pyproject.toml (overrides and exclusions in [tool.uv] apply).
