@@ -10,7 +10,8 @@ import pytest
 from common.variants import Variant
 from worker.engine.errors import InvalidRequestError
 from worker.engine.text.budgets import token_budget
-from worker.engine.text.chunking import ChunkLimit, clean_text, split_into_chunks
+from worker.engine.text.chunking import ChunkLimit, split_into_chunks
+from worker.engine.text.cleaning import clean_text
 from worker.engine.text.punctuation import punc_norm
 
 LIMIT = 10_000
@@ -58,8 +59,9 @@ def test_a_full_stop_ends_a_sentence_only_before_whitespace() -> None:
     assert chunks == ["It costs 3.50 today.", "Really!"]
 
 
-def test_emoji_and_control_characters_are_dropped() -> None:
-    assert clean_text("Hi 👋\x07 there\u200b ✨ friend") == "Hi there friend"
+def test_emoji_and_control_characters_are_dropped_format_characters_kept() -> None:
+    """A zero-width space is text upstream passes on (tests/engine/test_text_upstream.py)."""
+    assert clean_text("Hi 👋\x07 there\u200b ✨ friend") == "Hi there\u200b friend"
 
 
 def test_accents_and_non_latin_scripts_are_kept() -> None:

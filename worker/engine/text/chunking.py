@@ -22,13 +22,12 @@ from dataclasses import dataclass
 
 from ..errors import InvalidRequestError
 from .budgets import token_budget
+from .cleaning import clean_text
 
 _CLOSERS = r"\"'”’)\]」』）】》〉"
 SENTENCE_END = re.compile(rf"[.!?…]+[{_CLOSERS}]*\s+|[。！？．।॥؟۔]+[{_CLOSERS}]*\s*")
 CLAUSE_END = re.compile(rf"[,;:—–]+[{_CLOSERS}]*\s+|[，、；：،؛]+[{_CLOSERS}]*\s*")
 _WORD_END = re.compile(r"\s+")
-# Emoji, pictographs, private-use and unassigned code points say nothing a TTS model can speak.
-_UNSPEAKABLE = {"So", "Sk", "Co", "Cn", "Cs", "Cc", "Cf"}
 
 
 class Chunk(str):
@@ -63,17 +62,6 @@ class ChunkLimit:
     def fits(self, chunk: str) -> bool:
         chunk = chunk.strip()
         return not chunk or (len(chunk) <= self.max_chars and self.cost(chunk) <= self.room)
-
-
-def clean_text(text: str) -> str:
-    """NFC-normalise, drop unspeakable symbols and control characters, collapse whitespace."""
-    text = unicodedata.normalize("NFC", text)
-    kept = [
-        " " if ch.isspace() else ch
-        for ch in text
-        if ch.isspace() or unicodedata.category(ch) not in _UNSPEAKABLE
-    ]
-    return " ".join("".join(kept).split())
 
 
 def speakable(text: str) -> bool:

@@ -26,7 +26,8 @@ from collections.abc import Iterable
 from typing import Final
 
 from ..errors import InvalidRequestError
-from .chunking import SENTENCE_END, ChunkLimit, chunk_text, clean_text, pack, split_into_chunks
+from .chunking import SENTENCE_END, ChunkLimit, chunk_text, pack, split_into_chunks
+from .cleaning import clean_text
 
 
 class _Flush:
