@@ -189,7 +189,8 @@ class Settings(BaseSettings):
     multilingual_t3_model: str = Field(
         DEFAULT_MULTILINGUAL_T3_MODEL,
         description="chatterbox-multilingual's T3 checkpoint: "
-        f"{', '.join(MULTILINGUAL_T3_MODELS)} or a t3_*.safetensors file name",
+        f"{', '.join(MULTILINGUAL_T3_MODELS)} or a t3_*.safetensors file name (a Single "
+        "Language Pack uses its own T3 unless this names a file)",
     )
     pkuseg_home: Path | None = Field(
         None, description="Where the pkuseg model for Chinese is (unset: ~/.pkuseg)"
