@@ -19,7 +19,10 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import numpy as np
 
 from common.params import SynthesisParams
 from common.settings import KV_CACHE_TOKENS
@@ -45,10 +48,16 @@ from .text.budgets import speech_room
 from .text.chunking import ChunkLimit
 from .text.feed import TextFeed
 from .text.punctuation import punc_norm
+from .vc.source_tokens import MEL_HOP
+from .vc.stage import SourceStage
 
 DEFAULT_SLOTS = 8
 DEFAULT_MAX_WINDOWS = 16
 CPU_FIRST_WINDOWS = 1
+CONVERSION_REFUSED = (
+    "{} cannot convert voices: voice conversion runs on the English or multilingual S3Gen "
+    "(MODEL_VARIANT=chatterbox or chatterbox-multilingual)"
+)
 
 
 class StreamingEngine:
@@ -95,6 +104,7 @@ class StreamingEngine:
         priority = FirstWindowPriority(self.t3.wake)
         self._t3_stage = T3Stage(model, self.t3, priority, context, self.speech_limit)
         self._s3gen_stage = S3GenStage(model, self.s3gen, priority)
+        self._source_stage = SourceStage(model, self.s3gen, priority)
         ready_for_loops(model.device)  # the buffers just made, before the loops' streams use them
 
     def close(self) -> None:
@@ -167,6 +177,32 @@ class StreamingEngine:
         voice = self.voice_or_default(voice)
         return self._stream(feed, params, voice, stats or SynthesisStats(), on_timings)
 
+    def convert(
+        self,
+        source: np.ndarray,
+        params: SynthesisParams | None = None,
+        voice: VoiceConditioning | None = None,
+        stats: SynthesisStats | None = None,
+    ) -> AsyncIterator[PcmChunk]:
+        """Voice conversion: ``source`` (mono float32 at 16 kHz) re-spoken in ``voice`` (else the
+        built-in one), streamed as PCM chunks. Raises InvalidRequestError up front.
+
+        Upstream's ``ChatterboxVC.generate`` without the watermark: the source's speech tokens
+        from S3Gen's own tokenizer (:mod:`.vc`), decoded by the same windowed S3Gen stream as
+        speech, in the same batches."""
+        if self.model.variant.turbo_family:
+            raise InvalidRequestError("model", CONVERSION_REFUSED.format(self.model.variant.value))
+        source = np.asarray(source, dtype=np.float32)
+        if source.ndim != 1 or len(source) < MEL_HOP * 4 or not np.isfinite(source).all():
+            raise InvalidRequestError(
+                "audio", "the source must be mono audio of at least 40 ms, finite samples"
+            )
+        params = params or SynthesisParams()
+        request = self._request(TextFeed(self.chunk_limit(params)), params, voice, stats, None)
+        stages = [lambda: self._source_stage.run(request, source),
+                  lambda: self._s3gen_stage.run(request)]  # fmt: skip
+        return self._consume(request, stages, None)
+
     async def _stream(
         self,
         feed: TextFeed,
@@ -175,20 +211,40 @@ class StreamingEngine:
         stats: SynthesisStats,
         on_timings: Callable[[ChunkTimings], None] | None,
     ) -> AsyncIterator[PcmChunk]:
-        request = RequestState(
+        request = self._request(feed, params, voice, stats, on_timings)
+        stages = [lambda: self._t3_stage.run(request), lambda: self._s3gen_stage.run(request)]
+        async for chunk in self._consume(request, stages, on_timings):
+            yield chunk
+
+    def _request(
+        self,
+        feed: TextFeed,
+        params: SynthesisParams,
+        voice: VoiceConditioning | None,
+        stats: SynthesisStats | None,
+        on_timings: Callable[[ChunkTimings], None] | None,
+    ) -> RequestState:
+        return RequestState(
             feed=feed,
             params=params,
-            voice=voice,
+            voice=self.voice_or_default(voice),
             seed=params.seed if params.seed is not None else random.randrange(2**62),
-            stats=stats,
+            stats=stats or SynthesisStats(),
             tokens=asyncio.Queue(self.bounds.speech_tokens),
             pcm=asyncio.Queue(self.bounds.pcm_chunks),
             timer=None if on_timings is None else self._timer(params),
         )
-        tasks = [
-            asyncio.create_task(self._t3_stage.run(request)),
-            asyncio.create_task(self._s3gen_stage.run(request)),
-        ]
+
+    async def _consume(
+        self,
+        request: RequestState,
+        stages: list[Callable[[], Coroutine[Any, Any, None]]],
+        on_timings: Callable[[ChunkTimings], None] | None,
+    ) -> AsyncIterator[PcmChunk]:
+        """Run the request's two stages; its PCM as it comes. Closing the iterator (or
+        cancelling its consumer) cancels both stages."""
+        stats = request.stats
+        tasks = [asyncio.create_task(stage()) for stage in stages]
         try:
             index = 0
             while not isinstance(item := await request.pcm.get(), End):
