@@ -84,9 +84,9 @@ def pcm_seconds(messages: list[Passed]) -> float:
 
 
 def assert_stopped_at_the_close(relay: Tap, context: str) -> None:
-    """The context's audio stopped within BARGE_IN_S of its close reaching the service side
-    of the relay, and the context was reported final."""
-    close = next(p for p in relay.sent("close_context") if p.context == context)
+    """The context's audio stopped within BARGE_IN_S of its (last) close reaching the service
+    side of the relay, and the context was reported final."""
+    close = [p for p in relay.sent("close_context") if p.context == context][-1]
     late = [p.at - close.at for p in relay.to_client(context) if p.at > close.at]
     assert max(late, default=0.0) < BARGE_IN_S, late
     assert finished(relay, context)
@@ -162,6 +162,34 @@ async def test_pipecat_elevenlabs_times_the_words_and_stops_on_a_barge_in(
     for context in (interrupted, answered):
         starts = [t for _, t in tts.word_times[context]]
         assert_words_inside([(s, s) for s in starts], pcm_seconds(relay.to_client(context)))
+
+
+async def test_pipecat_elevenlabs_stops_a_finished_turn_on_a_barge_in(agent_server: Server) -> None:
+    """The reply's text is over (flush and close_context sent: the service goes on to its end)
+    when the user interrupts its audio: Pipecat closes the context again, and it stops."""
+    async with tap(agent_server) as relay:
+        ws_url = relay.url.replace("http://", "ws://")
+        tts = ElevenLabsTTSService(api_key=API_KEY, url=ws_url, stop_frame_timeout_s=30,
+                                   settings=ElevenLabsTTSService.Settings(voice=CLONE))  # fmt: skip
+
+        def speaking_after_the_close() -> Awaitable[None]:
+            return until(lambda: any(p.at > relay.sent("close_context")[0].at
+                                     for p in relay.to_client()) if relay.sent("close_context")
+                         else False)  # fmt: skip
+
+        steps: list[Step] = [
+            LLMFullResponseStartFrame(), *streamed(INTERRUPTED), LLMFullResponseEndFrame(),
+            speaking_after_the_close, InterruptionFrame(), 0.5,
+        ]  # fmt: skip
+        arrivals = await run_pipeline(tts, steps)
+
+    assert not [a.frame for a in arrivals if isinstance(a.frame, ErrorFrame)]
+    (context,) = contexts_with_audio(relay)
+    first, second = [p for p in relay.sent("close_context") if p.context == context]
+    flushes = [p for p in relay.sent("flush") if p.context == context]
+    assert flushes and flushes[-1].at <= first.at  # the turn's end, before the audio's
+    assert_stopped_at_the_close(relay, context)  # the second close
+    assert any(first.at < p.at < second.at for p in relay.to_client(context))
 
 
 def timed_words(events: list[Any]) -> list[Any]:
