@@ -3,7 +3,8 @@
     python scripts/prepare_voice.py interview.mp3 anna.wav
     python scripts/prepare_voice.py raw.flac anna.wav --seconds 12 --lufs -23
 
-It decodes any audio file (wav, mp3, flac, ogg, m4a, webm, opus, aac ...) to mono 24 kHz, looks
+It decodes any audio file (wav, mp3, flac, ogg, m4a, webm, opus, aac ...) to mono 24 kHz as the
+server and upstream's ``librosa.load`` do (channels averaged, soxr; common/audio.py), looks
 past the leading and trailing silence, picks the best ``--seconds`` (default 10) of speech and
 writes that window, at its own level (or at ``--lufs`` if given), as a 24 kHz mono 16-bit WAV. It
 prints what it did and warns about what it cannot fix: a clip of 5 s or less (Turbo needs more

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import wave
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +20,7 @@ from fastapi.responses import FileResponse
 from common.audio import SAMPLE_RATE
 from common.settings import Settings
 from common.variants import REFERENCE_WINDOW_SECONDS, Variant
-from common.voices.clips import check_upload, sniff_suffix
+from common.voices.clips import check_upload, clip_seconds, sniff_suffix
 from common.voices.errors import VoiceError
 from common.voices.library import Voice, VoiceLibrary, sanitize_voice_id
 
@@ -167,11 +166,6 @@ def _describe(library: VoiceLibrary, voice: Voice) -> dict[str, Any]:
     return {
         **details,
         "usable": True,
-        "duration_seconds": round(_wav_seconds(clip), 2),
+        "duration_seconds": round(clip_seconds(clip), 2),
         "prepared_for": library.variants_prepared(voice),
     }
-
-
-def _wav_seconds(path: Any) -> float:
-    with wave.open(str(path), "rb") as clip:
-        return clip.getnframes() / clip.getframerate()

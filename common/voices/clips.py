@@ -1,17 +1,22 @@
 """Reference clips: checking an upload, and preparing the clip a voice is cloned from.
 
 The prepared clip is the upload decoded to mono at the model's rate and nothing else, because
-that is what upstream's ``prepare_conditionals`` reads: English and multilingual use the reference
-as it is (no trimming, no loudness change), and Turbo normalises its loudness itself, which the
+that is what upstream's ``prepare_conditionals`` reads: ``librosa.load`` (channels averaged,
+resampled; common.audio does the same), and then English and multilingual use the reference as
+it is (no trimming, no loudness change), and Turbo normalises its loudness itself, which the
 worker does for the Turbo family when it computes the conditioning
-(worker/engine/model/conditioning.py). Silence is measured only to refuse clips with too little
-sound.
+(worker/engine/model/conditioning.py). It is stored as 32-bit float, so the worker reads back
+the very samples upstream would compute: rounded to 16 bits, a quiet passage's log-mel moved by
+up to 1.4 and prompt tokens changed (docs/VOICE_CLONING.md). Silence is measured only to refuse
+clips with too little sound.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import wave
+from pathlib import Path
 
 import av
 import numpy as np
@@ -22,7 +27,7 @@ from .errors import VoiceError
 
 # Part of every prepared entry's key (common.voices.library): change it whenever what is done to
 # a clip changes, so that no clip or conditioning prepared the old way is reused.
-PREPARATION = "v2: decoded to mono 24 kHz, as it is"
+PREPARATION = "v3: as librosa.load reads it (channels averaged), mono 24 kHz float32"
 SILENCE_DB = -40.0  # trim what is this far below the clip's loudest 20 ms
 SILENT_DB = -50.0  # a clip (or its sound) quieter than this is refused as silent
 MIN_SOUND_SECONDS = {v: TURBO_MIN_REFERENCE_SECONDS for v in Variant if v.turbo_family}
@@ -108,7 +113,27 @@ def level_db(wav: np.ndarray) -> float:
     return 20 * np.log10(rms) if rms > 0 else -np.inf
 
 
+def float_wav_bytes(wav: np.ndarray) -> bytes:
+    """Mono 32-bit float WAV (WAVE_FORMAT_IEEE_FLOAT, with its ``fact`` chunk) at the model's
+    rate: the prepared clip, kept exactly as decoded (peaks above full scale included)."""
+    data = np.asarray(wav, dtype="<f4").tobytes()
+    fmt = struct.pack("<HHIIHHH", 3, 1, SAMPLE_RATE, 4 * SAMPLE_RATE, 4, 32, 0)
+    chunks = ((b"fmt ", fmt), (b"fact", struct.pack("<I", len(data) // 4)), (b"data", data))
+    body = b"WAVE" + b"".join(tag + struct.pack("<I", len(chunk)) + chunk for tag, chunk in chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def clip_seconds(path: str | Path) -> float:
+    """The length of a prepared clip (``wave`` cannot read float WAV)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        if stream.duration is None or stream.time_base is None:
+            return 0.0
+        return float(stream.duration * stream.time_base)
+
+
 def wav_bytes(wav: np.ndarray) -> bytes:
+    """Mono 16-bit WAV at the model's rate (what scripts/prepare_voice.py writes for upload)."""
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
         out.setnchannels(1)

@@ -5,6 +5,7 @@ and holds originals only)::
 
     <voice_id>                      the uploaded original, as uploaded; its name is the voice id
     .prepared/<sha256>/clip.wav     the clip used for cloning: the original decoded to mono 24 kHz
+                                    as upstream's librosa.load reads it, 32-bit float
                                     (common.voices.clips says why nothing else is done to it)
     .prepared/<sha256>/<variant>.pt the conditioning for one model variant (written by workers)
     .prepared/<sha256>/.unreferenced  since when no voice has used the entry (common.voices.sweep)
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .clips import PREPARATION, decode, wav_bytes
+from .clips import PREPARATION, decode, float_wav_bytes
 from .errors import VoiceError
 from .identity import ContentHashes
 
@@ -160,7 +161,7 @@ class VoiceLibrary:
         if prepared is None:  # hash what is decoded, in case the file changed since
             digest, original = self._hashes.read(voice.path)
             prepared = decode(original)
-        data = wav_bytes(prepared)
+        data = float_wav_bytes(prepared)
         clip = self.prepared_dir(digest) / "clip.wav"
         try:
             write_atomic(clip, data)

@@ -8,15 +8,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from chatterbox.mtl_tts import ChatterboxMultilingualTTS
 from chatterbox.tts import ChatterboxTTS
 from chatterbox.tts_turbo import ChatterboxTurboTTS
 
 from common.audio import AudioDecodeError, decode_audio
+from common.variants import Variant
+from common.voices.clips import check_upload, float_wav_bytes
 from tests.support.audio_files import write_audio
+from tests.support.checkpoints import Checkpoints
 from tests.support.engine import synthesize
+from tests.support.reference import (
+    LOSSY,
+    assert_same_conditioning,
+    reference_file,
+    upstream_conditionals,
+)
 from worker.engine.errors import InvalidRequestError
 from worker.engine.model.conditioning import VoiceConditioning, compute_conditioning, load_reference
-from worker.engine.model.loading import LoadedModel
+from worker.engine.model.loading import LoadedModel, load_model
 from worker.engine.model.random_checkpoint import reference_clip
 from worker.engine.pipeline import StreamingEngine
 
@@ -88,25 +98,6 @@ def test_a_too_short_clip_is_refused(english_model: LoadedModel) -> None:
         compute_conditioning(english_model, np.zeros(2400, dtype=np.float32), 24000)
 
 
-def upstream_conditionals(cls: type, model: LoadedModel, path: Path) -> VoiceConditioning:
-    """``cls.prepare_conditionals`` (upstream's, unchanged) run on our loaded modules."""
-    upstream = object.__new__(cls)  # skips the watermarker, which conditioning never uses
-    upstream.t3, upstream.s3gen, upstream.ve = model.t3, model.s3gen, model.voice_encoder
-    upstream.device = "cpu"
-    upstream.prepare_conditionals(str(path), exaggeration=0.5)
-    return VoiceConditioning(upstream.conds.t3, upstream.conds.gen)
-
-
-def assert_same_conditioning(ours: VoiceConditioning, theirs: VoiceConditioning) -> None:
-    assert torch.equal(ours.t3.cond_prompt_speech_tokens, theirs.t3.cond_prompt_speech_tokens)
-    assert torch.allclose(ours.t3.speaker_emb, theirs.t3.speaker_emb, atol=1e-5)
-    assert torch.equal(ours.t3.emotion_adv, theirs.t3.emotion_adv)
-    assert ours.gen.keys() == theirs.gen.keys()
-    assert torch.equal(ours.gen["prompt_token"], theirs.gen["prompt_token"])
-    for key in ("prompt_feat", "embedding"):
-        assert torch.allclose(ours.gen[key], theirs.gen[key], atol=1e-5), key
-
-
 def test_english_conditioning_equals_upstreams_from_the_clip_as_it_is(
     english_model: LoadedModel, clip: np.ndarray, tmp_path: Path
 ) -> None:
@@ -127,3 +118,24 @@ def test_turbo_conditioning_equals_upstreams_loudness_normalised(
     with torch.inference_mode():  # the mel of the clip as it is: normalising made a difference
         as_it_is = turbo_model.s3gen.embed_ref(load_reference(path), 24000, device="cpu")
     assert not torch.allclose(as_it_is["prompt_feat"], ours.gen["prompt_feat"], atol=1e-2)
+
+
+@pytest.mark.parametrize("name", ["stereo-44k.wav", "stereo-44k.mp3"])
+@pytest.mark.parametrize(
+    ("variant", "upstream"),
+    [(Variant.TURBO, ChatterboxTurboTTS), (Variant.MULTILINGUAL, ChatterboxMultilingualTTS)],
+    ids=["turbo", "multilingual"],
+)
+def test_a_prepared_stereo_upload_conditions_every_family_as_upstream(
+    checkpoints: Checkpoints, tmp_path: Path, variant: Variant, upstream: type, name: str
+) -> None:
+    """The service's path for a voice (tests/voices/test_reference_audio.py runs it through
+    the server for English): the upload checked and prepared, stored, read back by the worker
+    and conditioned; upstream reads the uploaded file itself."""
+    model = load_model(checkpoints(variant), device="cpu")
+    path = reference_file(tmp_path, name)
+    stored = tmp_path / "clip.wav"
+    stored.write_bytes(float_wav_bytes(check_upload(path.read_bytes(), 10**8, 60, variant)))
+    ours = compute_conditioning(model, load_reference(stored), 24000)
+    theirs = upstream_conditionals(upstream, model, path)
+    assert_same_conditioning(ours, theirs, atol=2e-3 if name in LOSSY else 1e-5)

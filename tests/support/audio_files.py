@@ -11,25 +11,30 @@ CODECS = {".wav": "pcm_s16le", ".mp3": "libmp3lame", ".flac": "flac", ".ogg": "l
           ".m4a": "aac"}  # fmt: skip
 
 
-def write_audio(path: Path, pcm: np.ndarray, sample_rate: int) -> Path:
-    """Encode mono float PCM to ``path``; the codec follows the suffix."""
-    codec = CODECS[path.suffix]
+LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+
+
+def write_audio(path: Path, pcm: np.ndarray, sample_rate: int, codec: str | None = None) -> Path:
+    """Encode float PCM to ``path``: mono (samples,) or (channels, samples) for 1, 2 or 6
+    channels; the codec follows the suffix unless named."""
+    codec = codec or CODECS[path.suffix]
+    samples = np.atleast_2d(pcm).astype(np.float32)
     rate = 48000 if codec == "libopus" else sample_rate
     if rate != sample_rate:
         from common.audio import resample
 
-        pcm = resample(pcm, sample_rate, rate)
+        samples = np.stack([resample(channel, sample_rate, rate) for channel in samples])
+    layout = LAYOUTS[len(samples)]
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate, layout="mono")
+        stream = container.add_stream(codec, rate=rate, layout=layout)
         fmt = stream.codec_context.codec.audio_formats[0].name
-        samples = pcm.astype(np.float32)
         frame_size = stream.codec_context.frame_size or 1024
-        for start in range(0, len(samples), frame_size):
-            block = samples[start : start + frame_size]
-            frame = av.AudioFrame.from_ndarray(block[None, :], format="flt", layout="mono")
+        for start in range(0, samples.shape[1], frame_size):
+            block = np.ascontiguousarray(samples[:, start : start + frame_size])
+            frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
             frame.sample_rate = rate
-            if fmt != "flt":
-                frame = av.AudioResampler(format=fmt, layout="mono", rate=rate).resample(frame)[0]
+            if fmt != "fltp":
+                frame = av.AudioResampler(format=fmt, layout=layout, rate=rate).resample(frame)[0]
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):

@@ -78,7 +78,9 @@ def _to(value: Any, device: torch.device) -> Any:
 
 
 def load_reference(path: str | Path) -> np.ndarray:
-    """Decode a reference clip to mono 24 kHz float32."""
+    """A reference clip as upstream's ``librosa.load(path, sr=24000)`` reads it: channels
+    averaged, resampled with soxr (common.audio). A prepared clip (32-bit float at 24 kHz)
+    comes back exactly as it was prepared."""
     return decode_audio(path, SAMPLE_RATE)
 
 
@@ -89,7 +91,8 @@ def compute_conditioning(
     """Compute a voice's conditioning from a mono clip, as upstream ``prepare_conditionals``:
     the Turbo family first normalises the clip to -27 LUFS (upstream ``norm_loudness``, on by
     default), English and multilingual use it as it is. The stored clip is the upload decoded
-    and nothing else (common.voices.clips), so this is the only processing a voice gets."""
+    and nothing else (common.voices.clips), so this is the only processing a voice gets; the
+    16 kHz copy is ``librosa.resample``'s, as upstream's (common.audio.resample)."""
     wav24 = resample(np.asarray(wav, dtype=np.float32), sample_rate, SAMPLE_RATE)
     seconds = wav24.size / SAMPLE_RATE
     if model.variant.turbo_family:
