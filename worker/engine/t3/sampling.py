@@ -22,7 +22,12 @@ import torch
 from common.params import SynthesisParams
 from common.variants import Variant
 
-GREEDY_TEMPERATURE = 1e-4  # at or below: take the most likely token
+# At or below: take the most likely token (after the repetition penalty where it comes first),
+# the limit of upstream's sampling as the temperature goes to 0 and what a client asking for 0
+# means. Upstream itself differs at 0: ``T3.inference`` (English, multilingual) divides the
+# logits by it and its draw then fails on NaN; ``inference_turbo`` skips the temperature warper
+# at 0 and so samples at 1.
+GREEDY_TEMPERATURE = 1e-4
 
 
 @dataclass(frozen=True)
