@@ -26,6 +26,7 @@ from .protocols import (
     elevenlabs_voices,
     elevenlabs_ws,
     openai_speech,
+    speech_to_speech,
     tts_http,
     tts_server,
     tts_websocket,
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, pool: WorkerPool | None = None)
         elevenlabs_ws,
         elevenlabs_http,
         elevenlabs_voices,
+        speech_to_speech,
         voices,
         metrics,
     ):

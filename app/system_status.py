@@ -8,16 +8,19 @@ import psutil
 
 from . import gpus
 from .pool import PoolStatus
+from .speech.source_audio import conversion_refusal
 
 GIB = 1024**3
 
 
-def _model(pool: PoolStatus) -> dict[str, str] | None:
-    """Which model the workers serve; None until one has loaded it."""
+def _model(pool: PoolStatus) -> dict[str, Any] | None:
+    """Which model the workers serve, and whether it converts voices (speech to speech); None
+    until one has loaded it."""
     model = pool.served_model
     if model is None:
         return None
-    return {"label": model.label, "variant": model.variant, "repo_id": model.repo_id}
+    return {"label": model.label, "variant": model.variant, "repo_id": model.repo_id,
+            "voice_conversion": conversion_refusal(model.variant) is None}  # fmt: skip
 
 
 def system_status(pool: PoolStatus) -> dict[str, Any]:

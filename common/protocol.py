@@ -29,6 +29,7 @@ from .timings import ChunkTimings
 # Messages each end of a job socket pair may hold (ZeroMQ's high-water mark, set on both): what
 # is in the pipe is read in order, so this bounds what a Job or Cancel can find ahead of it.
 JOB_QUEUE_MESSAGES = 64
+SOURCE_RATE = 16000  # a voice conversion's source, as S3Gen's tokenizer reads it
 
 # What a worker says of itself in its heartbeat ...
 ReportedState = Literal["starting", "loading", "ready", "draining", "failed"]
@@ -42,7 +43,10 @@ class Message(BaseModel):
 
 
 class Job(Message):
-    """One synthesis request. ``text=None``: the text follows in :class:`TextPiece` messages."""
+    """One synthesis request. ``text=None``: the text follows in :class:`TextPiece` messages.
+
+    With ``source_samples``, a voice conversion: no text; the source recording (mono float32
+    little-endian at :data:`SOURCE_RATE`, that many samples) is the message's second frame."""
 
     type: Literal["job"] = "job"
     request_id: str
@@ -53,6 +57,7 @@ class Job(Message):
     voice_hash: str | None = None  # its content hash: the cache key
     credit: int = Field(ge=1, description="Audio messages the worker may send before a Credit")
     timings: bool = False  # send a Timings message per text chunk (set by the master's adapters)
+    source_samples: int | None = Field(None, ge=1)
 
 
 class TextPiece(Message):
@@ -201,6 +206,16 @@ def encode(message: Message, payload: bytes | None = None) -> list[bytes]:
 
 def decode_to_worker(frames: list[bytes]) -> ToWorker:
     return _to_worker.validate_json(frames[0])
+
+
+def source_of(job: Job, frames: list[bytes]) -> bytes | None:
+    """A voice conversion's source frame (None for speech); ValueError if it is not the size
+    ``source_samples`` says."""
+    if job.source_samples is None:
+        return None
+    if len(frames) != 2 or len(frames[1]) != 4 * job.source_samples:
+        raise ValueError(f"job {job.request_id}: the source frame is missing or of another size")
+    return frames[1]
 
 
 def decode_control(frames: list[bytes]) -> Control:

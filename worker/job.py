@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import numpy as np
 from pydantic import ValidationError
 
 from common.audio import SAMPLE_RATE
 from common.log_setup import request_id_var
+from common.params import SynthesisParams
 from common.protocol import (
     Audio,
     Done,
@@ -34,6 +36,7 @@ from common.validation import first_problem
 from .engine.errors import EngineError, InvalidRequestError
 from .engine.model.conditioning import VoiceConditioning
 from .engine.pipeline import StreamingEngine, SynthesisStats
+from .engine.request_state import PcmChunk
 from .engine.text.feed import Item, TextCutter, TextFeed
 from .voice_cache import VoiceCache, VoiceUnavailableError
 
@@ -45,9 +48,12 @@ class JobRun:
     """Runs one :class:`Job`; ``task`` is cancelled to cancel it."""
 
     def __init__(
-        self, job: Job, engine: StreamingEngine, voices: VoiceCache, send: Send, worker_id: str
-    ) -> None:
+        self, job: Job, engine: StreamingEngine, voices: VoiceCache, send: Send, worker_id: str,
+        source: bytes | None = None,
+    ) -> None:  # fmt: skip
+        """``source``: a voice conversion's source (``Job.source_samples`` float32 samples)."""
         self.job = job
+        self.source = source
         self.engine = engine
         self.voices = voices
         self.send = send
@@ -93,13 +99,7 @@ class JobRun:
         try:
             params = self.job.params
             voice = await self._voice()
-            # Chunking counts the model's tokens (pkuseg for Chinese): off the event loop,
-            # which every other stream of this worker shares.
-            text = await asyncio.to_thread(self.engine.validate, self.job.text, params)
-            if not text.closed:
-                self._cutting = asyncio.create_task(self._cut_text(text))
-            on_timings = self._timings.append if self.job.timings else None
-            stream = await self.engine.synthesize(text, params, voice, self.stats, on_timings)
+            stream = await self._stream(params, voice)
         except (ValidationError, InvalidRequestError) as error:
             await self._fail("invalid_request", error)
             return
@@ -132,6 +132,21 @@ class JobRun:
             await self._report(
                 Failed(request_id=request_id, code="internal_error", message=message)
             )
+
+    async def _stream(
+        self, params: SynthesisParams, voice: VoiceConditioning | None
+    ) -> AsyncIterator[PcmChunk]:
+        """The request's audio, its parameters checked (InvalidRequestError up front)."""
+        if self.source is not None:
+            source = np.frombuffer(self.source, dtype="<f4")
+            return self.engine.convert(source, params, voice, self.stats)
+        # Chunking counts the model's tokens (pkuseg for Chinese): off the event loop,
+        # which every other stream of this worker shares.
+        text = await asyncio.to_thread(self.engine.validate, self.job.text, params)
+        if not text.closed:
+            self._cutting = asyncio.create_task(self._cut_text(text))
+        on_timings = self._timings.append if self.job.timings else None
+        return await self.engine.synthesize(text, params, voice, self.stats, on_timings)
 
     async def _send_timings(self) -> None:
         while self._timings:

@@ -37,6 +37,7 @@ from common.protocol import (
     decode_control,
     decode_to_worker,
     encode,
+    source_of,
 )
 from common.voices.library import VoiceLibrary
 
@@ -185,11 +186,12 @@ class WorkerService:
         """Read the job socket as fast as it fills: nothing here waits or works on text (a
         run's text is cut off the loop), so a Job never waits behind another request's text."""
         while True:
-            message = _readable(decode_to_worker, await self.jobs.recv_multipart())
+            frames = await self.jobs.recv_multipart()
+            message = _readable(decode_to_worker, frames)
             if message is None:
                 continue
             if isinstance(message, Job):
-                self._start(message)
+                self._start(message, frames)
             elif (run := self.runs.get(message.request_id)) is None:
                 continue  # the job has ended (cancelled or failed): late text, credit or cancel
             elif isinstance(message, TextPiece):
@@ -211,8 +213,15 @@ class WorkerService:
             elif isinstance(message, Drain):
                 self._drain()
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: Job, frames: list[bytes]) -> None:
         request_id = job.request_id
+        try:
+            source = source_of(job, frames)
+        except ValueError as error:  # a master of another version
+            log.error("%s", error)
+            self._reply_later(Failed(request_id=request_id, code="internal_error",
+                                     message="the source audio did not arrive whole"))  # fmt: skip
+            return
         if self.state != "ready":
             message = "this worker is shutting down; retry the request"
             self._reply_later(
@@ -220,7 +229,7 @@ class WorkerService:
             )
             return
         assert self.engine is not None and self.voices is not None
-        run = JobRun(job, self.engine, self.voices, self.send, self.worker_id)
+        run = JobRun(job, self.engine, self.voices, self.send, self.worker_id, source)
         self.runs[request_id] = run
         run.task = asyncio.create_task(run.run())
         run.task.add_done_callback(lambda _: self._finished(run))

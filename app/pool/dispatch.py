@@ -157,7 +157,7 @@ class Dispatcher:
         handle.last_assigned = time.monotonic()
         stream.worker_id = handle.worker_id
         assert handle.outbox is not None  # a ready worker has one
-        handle.outbox.send(stream.job(self.settings.stream_credit_chunks))
+        handle.outbox.send(stream.job(self.settings.stream_credit_chunks), stream.source)
         if pending := self.texts.get(stream.request_id):
             handle.outbox.text_ready(pending)
         stream.assigned.set()

@@ -26,7 +26,7 @@ from collections import deque
 
 import zmq.asyncio
 
-from common.protocol import Cancel, Credit, Job, Message, encode
+from common.protocol import Cancel, Credit, Job, encode
 
 from .pending_text import PendingText
 
@@ -39,15 +39,17 @@ class Outbox:
 
     def __init__(self, socket: zmq.asyncio.Socket) -> None:
         self.socket = socket
-        self.control: deque[Control] = deque()
+        self.control: deque[tuple[Control, bytes | None]] = deque()
         self.texts: deque[PendingText] = deque()  # requests with text to send, each once
         self.sent = 0
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._run())
         self._task.add_done_callback(_report_failure)
 
-    def send(self, message: Control) -> None:
-        self.control.append(message)
+    def send(self, message: Control, payload: bytes | None = None) -> None:
+        """Queue a control message (a voice conversion's Job carries its source as
+        ``payload``, the message's second frame)."""
+        self.control.append((message, payload))
         self._wake.set()
 
     def text_ready(self, pending: PendingText) -> None:
@@ -72,13 +74,13 @@ class Outbox:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while (message := self._next()) is not None:
-                await self.socket.send_multipart(encode(message))
+            while (frames := self._next()) is not None:
+                await self.socket.send_multipart(frames, copy=False)
                 self.sent += 1
 
-    def _next(self) -> Message | None:
+    def _next(self) -> list[bytes] | None:
         if self.control:
-            return self.control.popleft()
+            return encode(*self.control.popleft())
         while self.texts:
             pending = self.texts.popleft()
             piece = pending.take()
@@ -87,7 +89,7 @@ class Outbox:
             else:
                 pending.queued = False
             if piece is not None:
-                return piece
+                return encode(piece)
         return None
 
 

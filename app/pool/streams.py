@@ -46,6 +46,7 @@ class RequestStream:
     voice_hash: str | None = None
     request_id: str = field(default_factory=new_request_id)
     want_timings: bool = False  # sent as Job.timings: the worker sends a Timings per text chunk
+    source: bytes | None = None  # a voice conversion's source: float32 at 16 kHz, sent with the Job
     created: float = field(default_factory=time.perf_counter)
     # Dispatch's: the worker it runs on, what returns a credit, its being assigned.
     worker_id: str | None = None
@@ -69,6 +70,7 @@ class RequestStream:
             voice_hash=self.voice_hash,
             credit=credit,
             timings=self.want_timings,
+            source_samples=None if self.source is None else len(self.source) // 4,
         )
 
     def deliver(self, event: Event) -> None:

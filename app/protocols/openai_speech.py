@@ -27,6 +27,7 @@ from common.voices.library import VoiceLibrary, check_voice_id
 from ..audio.tempo import MAX_SPEED, MIN_SPEED
 from ..speech.errors import SpeechError
 from ..speech.requests import SpeechRequest
+from ..speech.source_audio import conversion_refusal
 from ..speech.utterance import Utterance
 from ..web.audio_response import AudioStreamResponse, abort_on_failure
 from ..web.auth import check_api_key
@@ -246,7 +247,10 @@ def _model_ids(pool: PoolDep, settings: Settings) -> list[dict[str, Any]]:
     """Our model (named once a worker has loaded it), then OpenAI's names, which speak it too."""
     status = pool.status()
     served = status.variant or (settings.model_variant or Variant.ENGLISH).value
-    ids: list[dict[str, Any]] = [{"id": name} for name in (served, *MODEL_ALIASES)]
+    converts = conversion_refusal(served) is None  # speech to speech (app/protocols/...)
+    ids: list[dict[str, Any]] = [
+        {"id": name, "voice_conversion": converts} for name in (served, *MODEL_ALIASES)
+    ]
     if (model := status.served_model) is not None:
         ids[0].update(name=model.label, repo_id=model.repo_id)
     return ids
@@ -261,7 +265,8 @@ async def models(
     ids = _model_ids(pool, settings)
     if "xi-api-key" in request.headers:
         return [{"model_id": m["id"], "name": m.get("name", m["id"]),
-                 "can_do_text_to_speech": True} for m in ids]  # fmt: skip
+                 "can_do_text_to_speech": True,
+                 "can_do_voice_conversion": m["voice_conversion"]} for m in ids]  # fmt: skip
     entry = {"object": "model", "created": 0, "owned_by": "resemble-ai"}
     return {"object": "list", "data": [{**m, **entry} for m in ids]}
 

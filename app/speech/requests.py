@@ -34,7 +34,8 @@ class InvalidRequest(Exception):
 
 
 class SpeechRequest:
-    """A validated synthesis request: text (None when it will stream in), voice, format, params."""
+    """A validated synthesis request: text (None when it will stream in) or a source to convert,
+    voice, format, params."""
 
     def __init__(
         self,
@@ -43,8 +44,11 @@ class SpeechRequest:
         audio_format: str,
         sample_rate: int | None,
         params: SynthesisParams,
+        source: bytes | None = None,
     ) -> None:
+        """``source``: a voice conversion's recording, mono float32 at 16 kHz (no text then)."""
         self.text = text
+        self.source = source
         self.voice_id = voice_id
         self.format = audio_format
         self.sample_rate = sample_rate  # None: the model's own rate (mulaw: 8000)

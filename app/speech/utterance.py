@@ -237,4 +237,5 @@ async def _open_stream(
         voice_hash=digest,
         request_id=request_id,
         want_timings=timings,
+        source=request.source,
     )
