@@ -17,7 +17,7 @@ NODE_LOCK := $(wildcard $(NODE_CLIENTS)/package-lock.json)
 NPM := $(shell command -v npm 2>/dev/null)
 NODE_STAMP := $(if $(and $(NPM),$(NODE_LOCK)),$(NODE_CLIENTS)/node_modules/.installed)
 
-.PHONY: install serve demo test lint lock bench bench-nano bench-service bench-agent-latency bench-formats bench-concurrency soak bench-gpu gpu-wheels checkpoint clean
+.PHONY: install serve demo test lint lock bench bench-nano bench-service bench-agent-latency bench-formats bench-concurrency bench-vc soak bench-gpu gpu-wheels checkpoint clean
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -106,6 +106,11 @@ bench-agent-latency: install $(TINY_CKPT)/random_weights.json
 # Output formats: bytes per second, encoder CPU, first-chunk delay (docs/API.md has the table).
 bench-formats: install $(TINY_CKPT)/random_weights.json
 	$(BIN)/python scripts/bench_formats.py --model-path $(TINY_CKPT) --out .cache/bench_formats.json
+
+# Voice conversion: time to first audio and x real time for a 30 s source, alone and beside
+# 4 TTS streams (docs/PERFORMANCE.md).
+bench-vc: install $(TINY_CKPT)/random_weights.json
+	$(BIN)/python scripts/bench_vc.py --model-path $(TINY_CKPT) --out .cache/bench_vc.json
 
 # Concurrency: 1, 4, 8 and 16 streams at once through the service (one CPU worker); JSON out.
 bench-concurrency: install $(TINY_CKPT)/random_weights.json
