@@ -1,22 +1,24 @@
 // The console page: the API key, the speak form (text, voice, format, parameters), playback
-// with time to first audio, download, and the voice and server panels.
+// with time to first audio, download, and the convert, voice and server panels.
 
 import { ApiError, call, errorFrom, storedKey, storeKey, UNREACHABLE } from "./api.js";
-import { attachMediaSource, detach, EXTENSIONS, mseType, saveBlob, streamInto } from "./player.js";
+import { ConvertPanel } from "./convert.js";
+import {
+  attachMediaSource,
+  detach,
+  elapsed as ms,
+  EXTENSIONS,
+  FORMAT_NAMES,
+  kilobytes,
+  mseType,
+  saveBlob,
+  streamInto,
+} from "./player.js";
 import { StatusPanel } from "./status.js";
 import { VoiceLibrary } from "./voices.js";
 
 const $ = (id) => document.getElementById(id);
 const LONGEST_URL = 8000; // past this, proxies and servers may refuse an <audio src> URL
-const FORMAT_NAMES = {
-  fmp4: "fmp4 (AAC in MP4)",
-  webm: "webm (Opus)",
-  mp3: "mp3",
-  aac: "aac (ADTS)",
-  ogg: "ogg (Opus)",
-  wav: "wav",
-  flac: "flac",
-};
 // Which form control a parameter named in an error's `field` belongs to.
 const FIELDS = {
   text: "text",
@@ -37,6 +39,11 @@ const state = {
   playback: null, // {controller, chunks, mime, url, format, seed}
 };
 
+const convertPanel = new ConvertPanel(
+  () => state.key,
+  (error) => markKey(error),
+);
+
 const statusPanel = new StatusPanel(
   {
     summary: $("service-summary"),
@@ -47,6 +54,7 @@ const statusPanel = new StatusPanel(
     refresh: $("status-refresh"),
   },
   () => state.key,
+  (model) => convertPanel.setModel(model),
 );
 
 const voices = new VoiceLibrary(
@@ -63,6 +71,7 @@ const voices = new VoiceLibrary(
   () => state.key,
   (error) => markKey(error),
 );
+voices.subscribe((list) => convertPanel.setVoices(list));
 
 // --- the API key -------------------------------------------------------------------------
 
@@ -156,14 +165,6 @@ function say(text, isError = false) {
 
 function metric(id, text) {
   $(id).textContent = text;
-}
-
-function ms(since) {
-  return `${Math.round(performance.now() - since)} ms`;
-}
-
-function kilobytes(bytes) {
-  return `${(bytes / 1024).toFixed(1)} KB`;
 }
 
 function clearInvalid() {

@@ -1,4 +1,4 @@
-// Playing a /tts/generate response while it streams in.
+// Playing a streamed audio response (/tts/generate, /vc/convert) while it comes in.
 //
 // fmp4 and webm go through Media Source Extensions: each piece of the body is appended to a
 // SourceBuffer only after the previous append's `updateend`, and endOfStream() is called only on
@@ -18,6 +18,16 @@ export function mseType(format) {
   const type = MSE_TYPES[format];
   return type && MediaSourceType?.isTypeSupported(type) ? type : null;
 }
+
+export const FORMAT_NAMES = {
+  fmp4: "fmp4 (AAC in MP4)",
+  webm: "webm (Opus)",
+  mp3: "mp3",
+  aac: "aac (ADTS)",
+  ogg: "ogg (Opus)",
+  wav: "wav",
+  flac: "flac",
+};
 
 export const EXTENSIONS = {
   fmp4: "m4a",
@@ -92,6 +102,15 @@ export function detach(audio) {
   audio.removeAttribute("src");
   audio.load();
   if (url.startsWith("blob:")) URL.revokeObjectURL(url);
+}
+
+/** Milliseconds since `since` (a performance.now() reading), as shown on the page. */
+export function elapsed(since) {
+  return `${Math.round(performance.now() - since)} ms`;
+}
+
+export function kilobytes(bytes) {
+  return `${(bytes / 1024).toFixed(1)} KB`;
 }
 
 /** Save `blob` as a file named `name` through a temporary link. */

@@ -18,10 +18,14 @@ function gb(value) {
 }
 
 export class StatusPanel {
-  /** `elements`: {summary, workers (tbody), gpus (ul), host, message, refresh}; `key()` reads the key. */
-  constructor(elements, key) {
+  /**
+   * `elements`: {summary, workers (tbody), gpus (ul), host, message, refresh}; `key()` reads the
+   * key; `onModel(model)` sees /system-status's `model` (null until a worker has loaded one).
+   */
+  constructor(elements, key, onModel = () => {}) {
     this.el = elements;
     this.key = key;
+    this.onModel = onModel;
     this.paused = false; // after a refused key: no polling until the key changes
     this.el.refresh.addEventListener("click", () => this.refresh());
   }
@@ -79,6 +83,7 @@ export class StatusPanel {
       `slots busy, ${service.queued_requests} queued.`;
     this.renderWorkers(status.workers);
     this.renderGpus(status.gpus);
+    this.onModel(status.model ?? null);
     const cpu = status.cpu;
     this.el.host.textContent =
       `CPU ${cpu.utilization_percent}% of ${cpu.cores} cores · ` +

@@ -8,7 +8,8 @@ import { recordingUnavailable, startRecording } from "./recorder.js";
 const BUILT_IN = "";
 const LONGEST_RECORDING_S = 60;
 
-function describe(voice) {
+/** A voice as its picker shows it: its id, length, and whether it is preloaded or unusable. */
+export function describe(voice) {
   const parts = [];
   if (voice.duration_seconds !== undefined) parts.push(`${voice.duration_seconds.toFixed(1)} s`);
   if (voice.preloaded) parts.push("preloaded");
@@ -30,6 +31,7 @@ export class VoiceLibrary {
     this.key = key;
     this.report = report;
     this.voices = new Map();
+    this.listeners = []; // other pickers (the convert panel's) fed the same list
     this.recording = null;
     this.recordLabel = el.record.textContent;
     el.select.addEventListener("change", () => this.updateButtons());
@@ -45,6 +47,11 @@ export class VoiceLibrary {
       el.record.title = why;
     }
     this.render([]);
+  }
+
+  /** Call `listener(voices)` with every list loaded from now on. */
+  subscribe(listener) {
+    this.listeners.push(listener);
   }
 
   get selected() {
@@ -83,6 +90,7 @@ export class VoiceLibrary {
     this.el.select.replaceChildren(...options);
     this.el.select.value = this.voices.has(select) ? select : BUILT_IN;
     this.updateButtons();
+    for (const listener of this.listeners) listener(voices);
   }
 
   updateButtons() {

@@ -1,7 +1,7 @@
 """The web console (``/``, app/static) in real headless Chromium, driven by Playwright, against
 the real service on the tiny checkpoint: loading, the key, voices (file, microphone, delete),
-playback through Media Source Extensions and through ``<audio src>``, errors in words, the
-keyboard and a phone-sized screen.
+playback through Media Source Extensions and through ``<audio src>``, voice conversion (a file or
+the microphone as the source), errors in words, the keyboard and a phone-sized screen.
 
 Screenshots (``console.png``, ``console-phone.png``) go to ``TEST_ARTIFACTS_DIR``, by default
 ``.cache/test-artifacts/``. Needs Debian's ``chromium`` (``make test`` installs it).
@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
 from tests.support.audio_files import write_audio
 from tests.support.server import API_KEY, REPO, Server
@@ -70,14 +70,14 @@ class Console:
         """Everything logged except the browser's own line for a request the server refused."""
         return [e for e in self.errors if not e.startswith(FAILED_LOAD)]
 
-    def current_time(self) -> float:
-        return float(self.page.evaluate("document.getElementById('player').currentTime"))
+    def current_time(self, player: str = "player") -> float:
+        return float(self.page.evaluate(f"document.getElementById('{player}').currentTime"))
 
-    def wait_for_playback(self, seconds: float = 0.5) -> float:
+    def wait_for_playback(self, seconds: float = 0.5, player: str = "player") -> float:
         """Wait until the player's time passes ``seconds``. (Polled from here: the page's
         Content-Security-Policy forbids the eval that ``wait_for_function`` relies on.)"""
         deadline = time.monotonic() + WAIT_MS / 1000
-        while (position := self.current_time()) <= seconds:
+        while (position := self.current_time(player)) <= seconds:
             assert time.monotonic() < deadline, f"playback stuck at {position} s"
             self.page.wait_for_timeout(100)
         return position
@@ -312,6 +312,93 @@ def test_preloaded_voices_cannot_be_deleted(server: Server, keyed: Console, tmp_
         expect(page.locator("#voice-delete")).to_be_disabled()
     finally:
         shipped.unlink()
+
+
+def convert_and_play(console: Console) -> None:
+    """Wait for the converted audio to play and its stream to end, as the speak tests do."""
+    page = console.page
+    console.wait_for_playback(0.5, "convert-player")
+    assert page.evaluate("document.getElementById('convert-player').src").startswith("blob:")
+    expect(page.locator("#c-first-byte")).to_have_text(re.compile(r"^\d+ ms$"))
+    expect(page.locator("#c-playing")).to_have_text(re.compile(r"^\d+ ms$"))
+    expect(page.locator("#c-mode")).to_contain_text("Media Source Extensions")
+    expect(page.locator("#convert-download")).to_be_enabled(timeout=WAIT_MS)  # the stream ended
+    expect(page.locator("#convert-message")).to_contain_text("Done")
+
+
+def test_convert_a_file_into_a_voice_plays_as_it_streams(
+    server: Server, stored_voice: str, keyed: Console, tmp_path: Path
+) -> None:
+    page = keyed.page
+    source = clip(tmp_path, "source.wav", seconds=2.5)
+    page.set_input_files("#convert-file", str(source))
+    expect(page.locator("#convert-source")).to_have_text("Source: the file “source.wav”.")
+    page.select_option("#convert-voice", stored_voice)
+    page.fill("#convert-seed", "3")
+    with page.expect_request("**/vc/convert") as sent:
+        page.click("#convert-go")
+    assert sent.value.headers["x-api-key"] == API_KEY
+    convert_and_play(keyed)
+    expect(page.locator("#c-seed")).to_have_text("3")
+    with page.expect_download() as saved:
+        page.click("#convert-download")
+    assert saved.value.suggested_filename == "converted-3.m4a"
+    # The form's fields (Chromium does not show a file's form to the test): the same request
+    # from here gives the same bytes.
+    form = {"voice_id": stored_voice, "output_format": "fmp4", "seed": "3"}
+    direct = httpx.post(f"{server.url}/vc/convert", headers=server.headers, data=form,
+                        files={"audio": source.read_bytes()}, timeout=60)  # fmt: skip
+    assert direct.status_code == 200, direct.text
+    assert Path(saved.value.path()).read_bytes() == direct.content
+    assert keyed.errors == []
+
+
+def test_a_microphone_recording_is_converted(keyed: Console) -> None:
+    page = keyed.page  # Chromium's fake microphone: a beep every second
+    page.click("#convert-record")
+    expect(page.locator("#convert-record")).to_have_attribute("aria-pressed", "true")
+    page.wait_for_timeout(3000)
+    with page.expect_response("**/vc/convert") as answered:
+        page.click("#convert-record")  # "Stop and convert"
+    assert answered.value.ok
+    expect(page.locator("#convert-source")).to_contain_text("Source: your recording (")
+    expect(page.locator("#convert-record")).to_have_attribute("aria-pressed", "false")
+    convert_and_play(keyed)
+    assert keyed.errors == []
+
+
+def test_a_silent_source_is_refused_in_words(keyed: Console, tmp_path: Path) -> None:
+    page = keyed.page
+    page.focus("#convert-go")
+    page.keyboard.press("Enter")  # the keyboard submits; nothing chosen yet
+    message = page.locator("#convert-message")
+    expect(message).to_have_text("Choose a recording to convert, or record one.")
+    assert page.evaluate("document.activeElement.id") == "convert-file"
+    page.set_input_files("#convert-file", str(clip(tmp_path, "quiet.wav", silent=True)))
+    page.click("#convert-go")
+    expected = "The source recording was refused: the audio is silent (or nearly)."
+    expect(message).to_have_text(expected)
+    expect(message).to_have_class(re.compile("error"))
+    expect(page.locator("#convert-file")).to_have_attribute("aria-invalid", "true")
+    assert keyed.unexpected_errors() == []
+
+
+def test_the_convert_panel_says_when_the_model_cannot_convert(keyed: Console) -> None:
+    page = keyed.page
+    expect(page.locator("#convert-unavailable")).to_be_hidden()
+
+    def as_turbo(route: Route) -> None:  # the status of a Turbo pool, which refuses VC
+        status = route.fetch().json()
+        status["model"].update(label="chatterbox-turbo", voice_conversion=False)
+        route.fulfill(json=status)
+
+    page.route("**/system-status", as_turbo)
+    page.click("#status-refresh")
+    expect(page.locator("#convert-unavailable")).to_have_text(
+        "The served model (chatterbox-turbo) cannot convert voices: voice conversion needs "
+        "Chatterbox English or multilingual (MODEL_VARIANT=chatterbox or chatterbox-multilingual)."
+    )
+    expect(page.locator("#convert-body")).to_be_hidden()
 
 
 def test_a_phone_sized_screen_has_no_horizontal_scroll(browser: Browser, server: Server) -> None:
