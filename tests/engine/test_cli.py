@@ -54,7 +54,9 @@ def test_missing_weights_offline_say_what_to_do(tmp_path: Path) -> None:
         "--out", str(tmp_path / "x.wav"),
     )  # fmt: skip
     assert result.returncode == 1
-    assert "No chatterbox weights found" in result.stderr and "Fix:" in result.stderr
+    message = result.stderr
+    assert "Cannot load chatterbox: missing t3_cfg.safetensors" in message and "Fix:" in message
+    assert "scripts/download_weights.py --variant chatterbox" in message
     assert "Traceback" not in result.stderr
 
 
