@@ -5,9 +5,10 @@ level), and per level of concurrent streams:
 
 1. **warm-up**: the same pass as the timed one (every stream asks for the same text with
    ``fixed_token_count=--tokens``), then a short one as the counting pass makes, then every
-   S3Gen bucket the warm-up used at every batch size up to the level's (``S3GenRunner.prepare``),
-   so that the timed pass captures nothing: a capture synchronizes the device and empties the
-   allocator's cache, which must not fall inside a measurement;
+   S3Gen bucket the warm-up used at every batch size up to the level's (a runner's ``prepare``,
+   where it has one: the static-shape S3Gen on branch issue-30-static-s3gen), so that the
+   timed pass captures nothing: a capture synchronizes the device and empties the allocator's
+   cache, which must not fall inside a measurement;
 2. **timed pass**: T3 steps and S3Gen batches timed with CUDA events (wall clock on a CPU, see
    :mod:`call_probe`); graphs captured during it are counted (``captured_while_timed``: 0 when
    the warm-up did its job);
