@@ -60,7 +60,8 @@ def test_voices_lists_what_each_name_speaks(mapped: Server) -> None:
     voices = listing(mapped)
     assert [name for name in voices if name in OPENAI_VOICES] == list(OPENAI_VOICES)
     assert voices["alloy"]["alias_of"] == "anna.wav"
-    assert voices["nova"] == {"voice_id": "nova", "name": "nova", "unavailable": "ghost.wav",
+    assert voices["nova"] == {"id": "nova", "voice_id": "nova", "name": "nova",
+                              "unavailable": "ghost.wav",
                               "alias_of": "the model's built-in voice"}  # fmt: skip
     assert voices["echo"]["alias_of"] == "the model's built-in voice"
 
