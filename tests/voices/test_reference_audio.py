@@ -75,12 +75,6 @@ def test_the_prepared_clip_keeps_every_sample_as_decoded(tmp_path: Path) -> None
     assert np.array_equal(decode_audio(stored, SAMPLE_RATE), prepared)
 
 
-@pytest.mark.xfail(
-    reason="open bug: a prepared prompt mel of 2n + 1 frames for n tokens (upstream's embed_ref "
-    "can give one) fails to speak in S3GenRunner._mels (328 vs 329 frames); the conditioning "
-    "itself equals upstream's before the speak step",
-    strict=False,
-)
 @pytest.mark.parametrize("name", list(CLIPS))
 def test_an_uploaded_clip_conditions_the_model_as_upstream_would(
     server: Server, english_model: LoadedModel, tmp_path: Path, name: str

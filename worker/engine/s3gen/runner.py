@@ -193,7 +193,10 @@ class S3GenRunner:
             mask[i, :, : frames[i]] = 1.0
         speakers = torch.stack([p.speaker for p in prompts])
         mel = solve(flow, noise, mu, mask, cond, speakers, self.timesteps, self.meanflow)
-        return [mel[i, :, p.feat.shape[0] : frames[i]] for i, p in enumerate(prompts)]
+        # Each window's mel starts after its prompt tokens' frames, as its noise and tokens do:
+        # a prompt mel of 2n + 1 frames (upstream's embed_ref can give one) conditions the first
+        # generated frame as upstream's does, without shifting the window by a frame.
+        return [mel[i, :, MEL_PER_TOKEN * len(p.tokens) : frames[i]] for i, p in enumerate(prompts)]
 
     # --- vocoder --------------------------------------------------------------------------------
 

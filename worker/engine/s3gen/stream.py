@@ -79,7 +79,9 @@ class S3GenStream:
         self.closing_tokens = [SILENCE_TOKEN] * 3 if model.variant.turbo_family else []
         self.noise = PositionalNoise(config.seed, 80, 64)
         self.source = SineSource(model.s3gen.mel2wav, config.seed)
-        frames = voice.gen["prompt_feat"].numel() // 80  # a shape: nothing is read from the device
+        # The prompt's part of the flow's frames is 2 per prompt token (a shape: nothing is read
+        # from the device); upstream's embed_ref may give one prompt mel frame more than that.
+        frames = MEL_PER_TOKEN * voice.gen["prompt_token"].numel()
         self.prompt_noise = self.noise.frames(-frames - self.noise.BLOCK, -self.noise.BLOCK)
         self.tokens: list[int] = []
         self.emitted = 0  # absolute samples handed out (before trims)
