@@ -139,8 +139,22 @@ def generate_request(method: str) -> dict[str, Any]:
 
 
 def json_request(schema: dict[str, Any]) -> dict[str, Any]:
-    """``openapi_extra`` of a route that reads a JSON body of ``schema`` itself."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    """``openapi_extra`` of a route that reads a JSON body of ``schema`` itself (a pydantic
+    schema: its ``$defs`` are inlined, since ``#/$defs/...`` would resolve against the
+    document's root, where nothing is)."""
+    body = _inline(schema, schema.get("$defs", {}))
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+    return {key: _inline(value, defs) for key, value in node.items() if key != "$defs"}
 
 
 def _generate_schema() -> dict[str, Any]:
