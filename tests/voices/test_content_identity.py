@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from common.voices.clips import decode, wav_bytes
+from common.voices.clips import decode, float_wav_bytes, wav_bytes
 from common.voices.identity import (
     RECHECK_SECONDS,
     WINDOW_SECONDS,
@@ -56,10 +55,6 @@ def truth(path: Path) -> str:
     return ContentHashes(b"salt").read(path)[0]
 
 
-@pytest.mark.xfail(
-    reason="expectation still builds a 16-bit WAV; prepared clips are 32-bit float since c1d1468",
-    strict=False,
-)
 def test_a_same_size_overwrite_that_keeps_the_mtime_is_prepared_and_named_anew(
     tmp_path: Path,
 ) -> None:
@@ -70,7 +65,7 @@ def test_a_same_size_overwrite_that_keeps_the_mtime_is_prepared_and_named_anew(
     clip, new = library.prepared_clip(voice)
     assert new != old
     assert new == VoiceLibrary(library.voices_dir, library.preloaded_dir).content_hash(voice)
-    assert clip.read_bytes() == wav_bytes(decode(tone(330)))  # prepared from the new bytes
+    assert clip.read_bytes() == float_wav_bytes(decode(tone(330)))  # prepared from the new bytes
 
 
 def test_a_settled_hash_is_read_again_when_the_ctime_moves(tmp_path: Path) -> None:
