@@ -63,16 +63,22 @@ def elevenlabs_error(status: int, code: str, message: str, param: str | None = N
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-_REFUSALS: Responses = {
-    status: {"model": ElevenLabsErrorBody, "description": why}
-    for status, why in {
+def elevenlabs_refusals(whys: dict[int, str]) -> Responses:
+    """The OpenAPI ``responses`` of refusals in ElevenLabs' shape, each with why it happens."""
+    return {
+        status: {"model": ElevenLabsErrorBody, "description": why} for status, why in whys.items()
+    }
+
+
+_REFUSALS = elevenlabs_refusals(
+    {
         401: "No API key, or a wrong one (xi-api-key, X-API-Key or api_key)",
         404: "No such voice",
         413: "The body is over MAX_REQUEST_BYTES",
         422: "A field is missing, malformed or out of range (param names it)",
         503: "No worker ready or every slot busy: retry after Retry-After seconds",
-    }.items()
-}
+    }
+)
 _BODY = json_request(
     {
         "type": "object",

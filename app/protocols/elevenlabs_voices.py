@@ -25,7 +25,8 @@ from common.voices.errors import VoiceError
 from common.voices.library import Voice, VoiceLibrary
 
 from ..web.dependencies import LibraryDep, SettingsDep
-from .elevenlabs_http import ElevenLabsErrorBody, elevenlabs_error
+from ..web.openapi import Responses
+from .elevenlabs_http import elevenlabs_error, elevenlabs_refusals
 from .elevenlabs_ws import elevenlabs_key_problem
 
 router = APIRouter(tags=["ElevenLabs"])
@@ -71,12 +72,10 @@ class SearchQuery(BaseModel):
     voice_ids: list[str] | None = Field(None, max_length=100)
 
 
-def _refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def _refusals(*statuses: int) -> Responses:
     why = {401: "No API key, or a wrong one (unless PUBLIC_LISTS)", 404: "No such voice",
            422: "A query parameter is malformed or out of range (param names it)"}  # fmt: skip
-    return {
-        status: {"model": ElevenLabsErrorBody, "description": why[status]} for status in statuses
-    }
+    return elevenlabs_refusals({status: why[status] for status in statuses})
 
 
 def _key_refusal(request: Request, settings: Settings) -> JSONResponse | None:

@@ -36,9 +36,9 @@ from ..web.audio_response import AudioStreamResponse, abort_on_failure
 from ..web.dependencies import Authorized, LibraryDep, PoolDep, SettingsDep
 from ..web.errors import ApiError, speech_api_error
 from ..web.memory_form import MemoryForm, read_memory_form
-from ..web.openapi import AUDIO_TYPES, Responses, binary, errors
+from ..web.openapi import AUDIO_TYPES, binary, errors
 from .elevenlabs_formats import BadSetting, output_format
-from .elevenlabs_http import ElevenLabsErrorBody, elevenlabs_error
+from .elevenlabs_http import elevenlabs_error, elevenlabs_refusals
 from .elevenlabs_ws import elevenlabs_key_problem
 
 router = APIRouter()
@@ -63,9 +63,8 @@ _THEIRS = _multipart(
     remove_background_noise={"type": "boolean"},
     file_format={"type": "string", "enum": [RAW_PCM, "other"]},
 )  # fmt: skip
-_THEIR_REFUSALS: Responses = {
-    status: {"model": ElevenLabsErrorBody, "description": why}
-    for status, why in {
+_THEIR_REFUSALS = elevenlabs_refusals(
+    {
         400: "The body is not a form that can be parsed",
         401: "No API key, or a wrong one (xi-api-key, X-API-Key or api_key)",
         404: "No such voice",
@@ -75,8 +74,8 @@ _THEIR_REFUSALS: Responses = {
         "long or silent, or the model cannot convert voices",
         500: "The worker failed unexpectedly",
         503: "No worker ready or every slot busy: retry after Retry-After seconds",
-    }.items()
-}
+    }
+)
 
 
 async def _source(form: MemoryForm, settings: Settings, raw: bool) -> bytes:
