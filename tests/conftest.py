@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from common.variants import Variant
-from tests.support.checkpoints import Checkpoints
+from tests.support.checkpoints import CHECKPOINTS_ENV, Checkpoints
 from tests.support.server import Server
 from worker.engine.model.loading import LoadedModel, load_model
 from worker.engine.model.random_pack import LanguagePack, write_language_pack
@@ -23,7 +23,8 @@ from worker.engine.pipeline import StreamingEngine
 
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Checkpoints:
-    return Checkpoints(tmp_path_factory.mktemp("checkpoints"))
+    inherited = os.environ.get(CHECKPOINTS_ENV)
+    return Checkpoints(Path(inherited) if inherited else tmp_path_factory.mktemp("checkpoints"))
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cfg-weight", type=float)
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--json", action="store_true", help="print one JSON line of timings")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.text.strip():  # said before the model loads, not after
+        parser.error("text is empty")
+    return args
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:

@@ -16,6 +16,8 @@ import pytest
 import torch
 
 from common.params import SynthesisParams
+from common.variants import Variant
+from tests.support.checkpoints import CHECKPOINTS_ENV, Checkpoints
 from tests.support.engine import BATCH_TOLERANCE, synthesize
 from tests.support.t3 import Request, run
 from worker.engine.errors import InvalidRequestError, NonFiniteLogitsError
@@ -84,14 +86,17 @@ def test_a_step_reads_back_once_and_uploads_once_whatever_joins_or_moves(
 IN_OWN_PROCESS = "T3_COMPILE_TEST_IN_OWN_PROCESS"
 
 
-def test_the_compile_test_passes_in_an_interpreter_of_its_own() -> None:
+def test_the_compile_test_passes_in_an_interpreter_of_its_own(checkpoints: Checkpoints) -> None:
     if os.environ.get(IN_OWN_PROCESS):
         pytest.skip("this is that interpreter")
+    for variant in (Variant.ENGLISH, Variant.TURBO):
+        checkpoints(variant)  # built here, used there
     name = "test_the_decode_step_compiles_whole_once_per_bucket_and_draws_the_eager_tokens"
     test = f"{__file__}::{name}"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
-        env={**os.environ, IN_OWN_PROCESS: "1"}, capture_output=True, text=True, timeout=900,
+        env={**os.environ, IN_OWN_PROCESS: "1", CHECKPOINTS_ENV: str(checkpoints.root)},
+        capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:]
 
