@@ -67,8 +67,12 @@ $(CHROMEDRIVER):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver
 
+# Two test processes (pytest-xdist), each given whole files so that a file's service starts once:
+# a test mostly waits on one service process, so one pytest process leaves a core idle.
+TEST_PROCESSES ?= 2
+
 test: install $(CHROMEDRIVER)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check app worker common tests scripts
