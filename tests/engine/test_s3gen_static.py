@@ -11,10 +11,12 @@
   GPU, launches that no graph holds): a handful, against thousands inside.
 - **Compiles whole** (English: its 10 Euler steps with CFG): ``torch.compile(fullgraph=True)``
   of the step traces once for 50 windows of mixed sizes and three voices that share a bucket,
-  and gives the eager audio. Dynamo's tracing is what finds graph breaks and recompiles, so its
-  backend here runs the traced graph as it is; inductor's code generation for the ~4,000
-  operators of one tiny step takes minutes on 2 cores, more than this file may (scripts/
-  bench_gpu_s3gen.py is where a GPU compiles and captures it).
+  and gives the eager audio. Dynamo's tracing is what finds graph breaks, recompiles and
+  values it would read at run time (upstream's numpy-integer strides in HiFT failed here until
+  made plain integers), so its backend here runs the traced graph as it is. Inductor compiles
+  the same step too, with the eager audio (6e-8), but its code generation for the ~4,000
+  operators of one tiny step took 343 s on this loaded 2-core machine: more than this file
+  may (docs/PERFORMANCE.md).
 - The STFTs as convolutions equal torch's.
 
 Windows use a 50-token prompt cut from the built-in voice (a 10 s prompt is 200 tokens, and the
@@ -42,6 +44,16 @@ from worker.engine.transfer_count import OperatorCounter
 VARIANTS = {Variant.ENGLISH: "english_model", Variant.TURBO: "turbo_model"}
 OPERATORS_PER_WINDOW = 50
 PROMPT_TOKENS = 50
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for this module: on tiny shapes a second one gains little, and
+    beside other work on 2 cores it made the compile test 8x slower (277 s against 34 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module", params=list(VARIANTS), ids=[v.value for v in VARIANTS])
@@ -224,10 +236,7 @@ def test_the_step_traces_whole_once_for_50_windows_with_the_eager_audio(
 
     def step(bucket: Bucket, flat: torch.Tensor, phase0: torch.Tensor) -> Any:
         buckets.add(bucket)
-        # Dynamo builds its guards outside inference mode (inside it, a guard on a numpy stride
-        # of HiFT's convolutions fails where it was made); the step writes no input in place.
-        with torch.inference_mode(False), torch.no_grad():
-            return compiled(bucket, flat, phase0)
+        return compiled(bucket, flat, phase0)  # in the runner's inference mode
 
     runner.graphs.step = step  # type: ignore[assignment]
     for batch, audio in zip(batches, eager, strict=True):

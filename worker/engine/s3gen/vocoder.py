@@ -57,6 +57,19 @@ class Stft:
         return (signal / envelope)[:, 0, half : signal.shape[-1] - half]
 
 
+def plain_int_shapes(hift: HiFTGenerator) -> None:
+    """Upstream builds HiFT's source convolutions with numpy integers (``np.cumprod`` of the
+    upsampling rates) as their kernel size, stride and padding. Eagerly that changes nothing,
+    but ``torch.compile`` treats a numpy integer as a value to read at run time: Dynamo lifts it
+    into the graph, and inductor then fails on a stride it cannot know (a data-dependent
+    guard). As Python integers (the same values) they are constants of the step."""
+    for conv in hift.source_downs:
+        for name in ("kernel_size", "stride", "padding"):
+            value = getattr(conv, name)
+            if isinstance(value, tuple):
+                setattr(conv, name, tuple(int(v) for v in value))
+
+
 def excitation(
     hift: HiFTGenerator, f0: torch.Tensor, phase0: torch.Tensor, host: torch.Tensor,
     samples: torch.Tensor,

@@ -26,7 +26,7 @@ from chatterbox.models.s3gen.flow import CausalMaskedDiffWithXvec
 from chatterbox.models.s3gen.hifigan import HiFTGenerator
 
 from .flow import encode, solve
-from .vocoder import Stft, decode, excitation
+from .vocoder import Stft, decode, excitation, plain_int_shapes
 
 MEL_PER_TOKEN = 2
 SAMPLES_PER_MEL = 480
@@ -115,6 +115,7 @@ class WindowStep:
         self.timesteps, self.meanflow = timesteps, meanflow
         self.dtype = dtype  # None: the model's own (float32); else autocast to it
         self.stft = Stft(hift)
+        plain_int_shapes(hift)
 
     def __call__(
         self, bucket: Bucket, flat: torch.Tensor, phase0: torch.Tensor
