@@ -201,6 +201,9 @@ class Settings(BaseSettings):
         "of those GPUs: NVML's, limited by an inherited CUDA_VISIBLE_DEVICES)",
     )
     model_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # S3Gen's compute dtype: bfloat16 autocasts its encoder, flow and vocoder convolutions (the
+    # vocoder's source and STFTs stay float32); float32 is upstream's arithmetic.
+    s3gen_dtype: Literal["float32", "bfloat16"] = "float32"
 
     # Deployment-wide defaults of request parameters (TTS_SETTINGS): the parameters' own
     # defaults and bounds, from SynthesisParams.

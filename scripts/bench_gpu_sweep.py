@@ -5,10 +5,9 @@ level), and per level of concurrent streams:
 
 1. **warm-up**: the same pass as the timed one (every stream asks for the same text with
    ``fixed_token_count=--tokens``), then a short one as the counting pass makes, then every
-   S3Gen bucket the warm-up used at every batch size up to the level's (a runner's ``prepare``,
-   where it has one: the static-shape S3Gen on branch issue-30-static-s3gen), so that the
-   timed pass captures nothing: a capture synchronizes the device and empties the allocator's
-   cache, which must not fall inside a measurement;
+   S3Gen bucket the warm-up used at every batch size up to the level's
+   (``S3GenRunner.prepare``), so that the timed pass captures nothing: a capture synchronizes
+   the device and empties the allocator's cache, which must not fall inside a measurement;
 2. **timed pass**: T3 steps and S3Gen batches timed with CUDA events (wall clock on a CPU, see
    :mod:`call_probe`); graphs captured during it are counted (``captured_while_timed``: 0 when
    the warm-up did its job);
@@ -117,7 +116,7 @@ def samples_per_stream(model: LoadedModel, tokens: int) -> int:
 
 def graph_state(engine: StreamingEngine, wanted: bool) -> dict[str, Any]:
     """How many graphs each stage holds, and which stage fell back to eager."""
-    t3, s3gen = engine.t3.runner.decode, getattr(engine.s3gen.runner, "graphs", None)
+    t3, s3gen = engine.t3.runner.decode, engine.s3gen.runner.graphs
     stages = {"t3": t3, "s3gen": s3gen}
     on_cuda = engine.model.device.type == "cuda"
     return {
@@ -134,11 +133,8 @@ async def warm(engine: StreamingEngine, streams: int, args: Any) -> None:
     await one_run(engine_stream(engine, args.tokens), streams, 1, 0)
     if args.count_tokens != args.tokens:
         await one_run(engine_stream(engine, args.count_tokens), streams, 1, 0)
-    runner = engine.s3gen.runner
-    prepare = getattr(runner, "prepare", None)
-    if prepare is not None:
-        largest = min(streams, engine.s3gen.max_windows)
-        await engine.s3gen.call(prepare, largest)
+    largest = min(streams, engine.s3gen.max_windows)
+    await engine.s3gen.call(engine.s3gen.runner.prepare, largest)
 
 
 async def level(engine: StreamingEngine, probe: CallProbe, streams: int, args: Any) -> dict:

@@ -28,6 +28,7 @@ class EngineConfig:
     context: int  # KV positions per slot
     batch_invariant: bool
     cuda_graphs: bool
+    s3gen_dtype: str = "float32"
     max_windows: int = DEFAULT_MAX_WINDOWS  # S3Gen windows decoded together
 
     def load_model(self) -> LoadedModel:
@@ -40,6 +41,7 @@ class EngineConfig:
         return StreamingEngine(
             model, self.bounds, slots, self.context, self.max_windows, threads=threads,
             batch_invariant=self.batch_invariant, cuda_graphs=self.cuda_graphs,
+            s3gen_dtype=self.s3gen_dtype,
         )  # fmt: skip
 
 
@@ -65,4 +67,5 @@ def engine_config(
         context=settings.kv_cache_tokens,
         batch_invariant=settings.batch_invariant,
         cuda_graphs=settings.cuda_graphs,
+        s3gen_dtype=settings.s3gen_dtype,
     )

@@ -157,3 +157,16 @@ class TransferCounter:
     def __exit__(self, *exc: object) -> None:
         for mode in reversed(self._modes):
             mode.__exit__(*exc)
+
+
+class OperatorCounter(TorchDispatchMode):
+    """``with OperatorCounter() as count:`` counts the operators dispatched inside (views
+    too): on a GPU, each that is not replayed from a graph is a kernel launch or host work."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.operators = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.operators += 1
+        return func(*args, **(kwargs or {}))

@@ -34,8 +34,9 @@ def cast_keeping_rotary(module: torch.nn.Module, dtype: torch.dtype) -> None:
 
 
 def use_tf32(device: torch.device) -> bool:
-    """On CUDA, let float32 matrix products use TF32 (S3Gen always runs in float32). Returns
-    whether it did; on any other device nothing changes.
+    """On CUDA, let float32 matrix products use TF32 (S3Gen's, unless ``S3GEN_DTYPE`` is
+    bfloat16, and T3's in float32). Returns whether it did; on any other device nothing
+    changes.
 
     ``set_float32_matmul_precision`` is the API that torch 2.10 and 2.11 accept without a
     warning *and* that keeps every reader consistent: setting only the newer

@@ -53,17 +53,16 @@ class SineSource:
     """HiFT's neural-source-filter excitation with a phase that runs on across windows.
 
     Same formula as upstream ``SineGen`` + ``SourceModuleHnNSF`` (harmonics of F0, voiced/unvoiced
-    noise, linear merge, tanh), except that the fundamental's phase at a window's first sample is
-    the phase the previous window had reached there, so windows agree where they overlap. That
-    phase stays on the device (the previous window's cycle count, indexed there): it is never
-    read back. Used by the runner's thread only; a stream has one window in flight at a time.
+    noise, linear merge, tanh; computed for a batch by :func:`.vocoder.excitation`), except that
+    the fundamental's phase at a window's first sample is the phase the previous window had
+    reached there, so windows agree where they overlap. That phase stays on the device (the
+    previous window's cycle count, indexed there): it is never read back. This object holds the
+    host inputs and that state; used by the runner's thread only (a stream has one window in
+    flight at a time).
     """
 
     def __init__(self, hift: HiFTGenerator, seed: int) -> None:
-        module = hift.m_source
-        self.sine = module.l_sin_gen
-        self.merge = module.l_linear
-        self.harmonics = self.sine.harmonic_num + 1
+        self.harmonics = hift.m_source.l_sin_gen.harmonic_num + 1
         generator = torch.Generator().manual_seed(seed + 7)
         phases = torch.rand(self.harmonics, 1, generator=generator) * 2 * math.pi - math.pi
         phases[0] = 0.0
@@ -79,26 +78,13 @@ class SineSource:
         self.noise.forget_before(start_sample)
         return np.concatenate([self.phases, noise], axis=1)
 
-    def __call__(self, f0: torch.Tensor, start_sample: int, inputs: torch.Tensor) -> torch.Tensor:
-        """Excitation (1, 1, L) for upsampled F0 (1, 1, L) starting at sample ``start_sample``;
-        ``inputs``: :meth:`host_inputs` for these samples, on the device."""
-        device = f0.device
-        phases, noise = inputs[:, :1], inputs[:, 1:]
-        increments = f0[0, 0].double() / self.sine.sampling_rate
-        cycles = self._phase_at(start_sample) + torch.cumsum(increments, dim=0)
-        self.cycles, self.cycles_start = cycles, start_sample
-        order = torch.arange(1, self.harmonics + 1, device=device, dtype=torch.float64)
-        theta = 2 * math.pi * torch.remainder(order[:, None] * cycles[None, :], 1.0)
-        sine = self.sine.sine_amp * torch.sin(theta.float() + phases)
-        voiced = (f0[0] > self.sine.voiced_threshold).float()
-        noise_amp = voiced * self.sine.noise_std + (1 - voiced) * self.sine.sine_amp / 3
-        excitation = sine * voiced + noise_amp * noise  # (harmonics, L)
-        merged = torch.tanh(self.merge(excitation.T.to(self.merge.weight.dtype)))
-        return merged.T[None]  # (1, 1, L)
-
-    def _phase_at(self, sample: int) -> torch.Tensor | float:
-        """The fundamental's cycle count reached just before ``sample`` (a device scalar), 0 at
-        the stream's start."""
+    def phase_at(self, sample: int) -> torch.Tensor | None:
+        """The fundamental's cycle count reached just before ``sample`` (a device scalar), None
+        at the stream's start."""
         if self.cycles is None or sample <= self.cycles_start:
-            return 0.0
+            return None
         return self.cycles[min(sample - self.cycles_start, self.cycles.numel()) - 1]
+
+    def remember(self, cycles: torch.Tensor, start_sample: int) -> None:
+        """The cycles (float64, on the device) of the window that starts at ``start_sample``."""
+        self.cycles, self.cycles_start = cycles, start_sample

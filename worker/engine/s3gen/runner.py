@@ -1,44 +1,47 @@
 """The S3Gen model runner: decodes the windows of many streams in one batch.
 
-Windows of different voices and lengths are padded to the longest and masked, as upstream's
-``flow.inference`` does for a batch; the flow itself is :mod:`.flow`.
+The host side of a batch: the windows' inputs laid out for their :class:`~.window_step.Bucket`
+and the bucket run (replayed from a CUDA graph where there is one, :mod:`.graphs`); the device
+side is :class:`~.window_step.WindowStep`.
 
+- **Shapes**: with ``static`` (on by default where CUDA graphs are: a GPU with
+  ``CUDA_GRAPHS``), a batch takes its bucket's shapes (rows to a power of two, tokens and
+  vocoded tokens rounded up), so a few graphs serve every batch; otherwise its own sizes
+  (the padding would only cost a CPU time).
 - **Vocoder**: HiFT's convolutions see past a window's end; each window is vocoded followed by
   ``VOCODER_PAD_FRAMES`` frames of silence, alone or in a batch, so whatever follows in the
   batch is out of their reach (measured: 12 frames leave differences of ~1e-7). The source
   excitation is each stream's own (:class:`SineSource`), phase-continuous across its windows.
-- **Transfers**: a stream hands over host data only (numpy); everything of a batch that
-  changes per window (tokens, starting noise, source noise and phases, lengths) goes to the
-  device in one non-blocking copy of one pinned buffer (:func:`upload`); a voice's prompt
-  tokens, prompt mel and projected speaker embedding are made on the device once and kept
-  (:class:`VoicePrompts`); the audio of the whole batch comes back in one copy. Nothing else
-  crosses, whatever the model's size or step count (tests/engine/test_s3gen_transfers.py).
+- **Transfers**: a stream hands over host data only (numpy); a voice's prompt tokens, prompt
+  mel and projected speaker embedding are read to the host once (:class:`VoicePrompts`), so
+  everything a batch needs is written into one pinned host buffer in the bucket's layout and
+  copied once, non-blocking, into the bucket's input buffer; the audio of the whole batch comes
+  back in one copy. Nothing else crosses, whatever the model's size or step count
+  (tests/engine/test_s3gen_transfers.py); a handful of operators per window run outside the
+  step (tests/engine/test_s3gen_static.py counts them).
 """
 
 from __future__ import annotations
 
-import itertools
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from chatterbox.models.s3gen.hifigan import HiFTGenerator
-from chatterbox.models.s3gen.utils.mask import make_pad_mask
 
 from ..errors import EngineError
 from ..model.conditioning import VoiceConditioning
 from ..model.loading import LoadedModel
-from .flow import check_full_context, encode, solve
+from .flow import check_full_context
+from .graphs import GraphedWindows
 from .noise import SineSource
+from .window_step import MEL_PER_TOKEN, SAMPLES_PER_MEL, VOCODER_PAD_FRAMES, Bucket, WindowStep
 
-MEL_PER_TOKEN = 2
-SAMPLES_PER_MEL = 480
-VOCODER_PAD_FRAMES = 12
-VOICES_KEPT = 64  # voices whose prompt stays on the device (~160 kB each at full size)
+VOICES_KEPT = 64  # voices whose prompt stays on the host (~160 kB each at full size)
+DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class WindowInputs:
     noise: np.ndarray  # (80, prompt frames + window frames) float32: the starting noise
     emit_frames: int  # mel frames whose audio is wanted (the first ones after the prompt)
     start_sample: int  # the window's first sample in the stream
-    source: SineSource  # the stream's vocoder excitation
+    source: SineSource  # the stream's vocoder excitation (its phase state on the device)
+    source_inputs: np.ndarray  # (harmonics, 1 + vocoded samples): SineSource.host_inputs
 
     @property
     def vocoded_samples(self) -> int:
@@ -60,25 +64,21 @@ class WindowInputs:
 
 @dataclass(frozen=True)
 class VoicePrompt:
-    """A voice's S3Gen reference on the device, as the flow reads it."""
+    """A voice's S3Gen reference on the host, as the flow reads it."""
 
-    tokens: torch.Tensor  # (prompt tokens,) long
-    feat: torch.Tensor  # (prompt frames, 80)
-    speaker: torch.Tensor  # (80,): the projected speaker embedding
+    tokens: np.ndarray  # (prompt tokens,) int64
+    feat: np.ndarray  # (80, prompt frames) float32
+    speaker: np.ndarray  # (80,) float32: the projected speaker embedding
 
 
 class VoicePrompts:
-    """The prompts of the most recently used voices, made on the device once each (in the
+    """The prompts of the most recently used voices, read to the host once each (in the
     runner's thread: a voice's conditioning is ready on the device before any request uses
-    it). Its prompt tokens are checked once, when first used: an id out of S3Gen's embedding
+    it): one sync per voice. Its prompt tokens are checked then: an id out of S3Gen's embedding
     would be a device-side assert on a GPU, which ends every request of the worker."""
 
-    def __init__(
-        self, model: LoadedModel, cuda_graphs: bool = True, dtype: str = "float32"
-    ) -> None:
+    def __init__(self, model: LoadedModel) -> None:
         self.flow = model.s3gen.flow
-        self.device = model.device
-        self.dtype = next(self.flow.parameters()).dtype
         self.vocab = int(self.flow.input_embedding.num_embeddings)
         self.kept: OrderedDict[int, tuple[VoiceConditioning, VoicePrompt]] = OrderedDict()
 
@@ -91,135 +91,147 @@ class VoicePrompts:
         self.kept.move_to_end(key)
         return self.kept[key][1]
 
+    @torch.inference_mode()
     def _make(self, voice: VoiceConditioning) -> VoicePrompt:
-        gen = {k: self._here(v) for k, v in voice.gen.items() if torch.is_tensor(v)}
-        tokens = gen["prompt_token"].reshape(-1).long()
-        if tokens.numel() and not bool(((tokens >= 0) & (tokens < self.vocab)).all()):
+        gen = voice.gen
+        weight = self.flow.spk_embed_affine_layer.weight
+        embedding = torch.atleast_2d(gen["embedding"]).to(weight)
+        speaker = self.flow.spk_embed_affine_layer(F.normalize(embedding, dim=1))[0]
+        tokens, feat = gen["prompt_token"].reshape(-1), gen["prompt_feat"].reshape(-1, 80)
+        parts = [tokens.to(torch.float64), feat.to(weight).double().T.reshape(-1), speaker.double()]
+        # The voice's tensors are on the model's device unless made elsewhere.
+        here = [p if p.device == weight.device else p.to(weight.device) for p in parts]
+        host = torch.cat(here).cpu().numpy()  # the one sync
+        ids = host[: tokens.numel()]
+        if ids.size and not ((ids >= 0) & (ids < self.vocab)).all():
             raise EngineError(
                 f"the voice's S3Gen prompt tokens (gen['prompt_token']) hold ids outside 0..."
                 f"{self.vocab - 1}: its conditioning is corrupt or from another model; "
                 "prepare the voice again from its clip"
             )
-        embedding = torch.atleast_2d(gen["embedding"]).to(self.dtype)
-        speaker = self.flow.spk_embed_affine_layer(F.normalize(embedding, dim=1))[0]
-        return VoicePrompt(tokens, gen["prompt_feat"].reshape(-1, 80).to(self.dtype), speaker)
-
-    def _here(self, value: torch.Tensor) -> torch.Tensor:
-        """The voice's tensor on the model's device: already there unless made elsewhere."""
-        return value if value.device == self.device else value.to(self.device)
-
-
-def upload(arrays: Sequence[np.ndarray], device: torch.device) -> list[torch.Tensor]:
-    """The arrays on ``device`` (float32, same shapes): one pinned host buffer filled through
-    its numpy view, one non-blocking copy. Integers pass exactly below 2**24. The host buffer
-    comes from torch's pinned-memory cache, which reuses it only once its copy is done."""
-    bounds = [0, *itertools.accumulate(int(a.size) for a in arrays)]
-    host = torch.empty(bounds[-1], dtype=torch.float32, pin_memory=device.type == "cuda")
-    view = host.numpy()
-    for array, start, stop in zip(arrays, bounds, bounds[1:], strict=False):
-        view[start:stop] = array.reshape(-1)
-    staged = host.to(device, non_blocking=True)
-    return [staged[a:b].view(x.shape) for x, a, b in zip(arrays, bounds, bounds[1:], strict=False)]
-
-
-@dataclass(frozen=True)
-class _Staged:
-    """A batch's per-window inputs on the device (see :func:`upload`)."""
-
-    lengths: torch.Tensor  # (batch,) long: prompt + window tokens
-    tokens: list[torch.Tensor]  # (window,) float32 ids
-    noise: list[torch.Tensor]  # (80, frames)
-    source: list[torch.Tensor]  # (harmonics, 1 + vocoded samples): SineSource.host_inputs
+        frames = feat.shape[0]
+        return VoicePrompt(
+            ids.astype(np.int64),
+            host[tokens.numel() : tokens.numel() + 80 * frames]
+            .reshape(80, frames)
+            .astype(np.float32),
+            host[-80:].astype(np.float32),
+        )
 
 
 class S3GenRunner:
     def __init__(
-        self, model: LoadedModel, cuda_graphs: bool = True, dtype: str = "float32"
-    ) -> None:
-        self.flow = model.s3gen.flow
-        check_full_context(self.flow)
+        self, model: LoadedModel, cuda_graphs: bool = True, dtype: str = "float32",
+        static: bool | None = None,
+    ) -> None:  # fmt: skip
+        """``static``: pad batches to their bucket's shapes (default: where graphs are used)."""
+        flow = model.s3gen.flow
+        check_full_context(flow)
+        if dtype not in DTYPES:
+            raise ValueError(f"S3Gen's dtype: one of {', '.join(DTYPES)}, not {dtype!r}")
         self.hift = model.s3gen.mel2wav
+        self.flow = flow
         self.device = model.device
         self.meanflow = bool(model.s3gen.meanflow)
         self.timesteps = 2 if self.meanflow else 10
         self.prompts = VoicePrompts(model)
         _keep_stft_window_on_device(self.hift, self.device)
         host_trim_fade(model)  # read now, so that no stream reads it on the event loop
+        self.step = WindowStep(flow, self.hift, self.timesteps, self.meanflow, DTYPES[dtype])
+        self.graphs = GraphedWindows(self.step, self.device, cuda_graphs)
+        self.static = self.graphs.enabled if static is None else static
+        self.harmonics = self.hift.m_source.l_sin_gen.harmonic_num + 1
+        self.seen: set[tuple[int, int]] = set()  # (tokens, vocoded) of the buckets run
+
+    def bucket(self, windows: list[WindowInputs], prompts: list[VoicePrompt]) -> Bucket:
+        tokens = max(len(p.tokens) + len(w.tokens) for w, p in zip(windows, prompts, strict=True))
+        vocoded = max(len(w.tokens) for w in windows)
+        return Bucket.fitting(len(windows), tokens, vocoded, self.harmonics, self.static)
 
     @torch.inference_mode()
     def decode(self, windows: list[WindowInputs]) -> list[np.ndarray]:
         """The audio (float32, ``emit_frames * 480`` samples) of each window."""
-        staged = self._upload(windows)
-        return self._vocode(windows, self._mels(windows, staged), staged)
-
-    def _upload(self, windows: list[WindowInputs]) -> _Staged:
         prompts = [self.prompts[w.voice] for w in windows]
-        lengths = np.array(
-            [len(p.tokens) + len(w.tokens) for w, p in zip(windows, prompts, strict=True)]
-        )
-        sources = [w.source.host_inputs(w.start_sample, w.vocoded_samples) for w in windows]
-        arrays = [lengths, *(w.tokens for w in windows), *(w.noise for w in windows), *sources]
-        staged = upload(arrays, self.device)
-        n = len(windows)
-        return _Staged(
-            staged[0].long(), staged[1 : n + 1], staged[n + 1 : 2 * n + 1], staged[2 * n + 1 :]
-        )
-
-    # --- flow -----------------------------------------------------------------------------------
-
-    def _mels(
-        self, windows: list[WindowInputs], staged: _Staged | None = None
-    ) -> list[torch.Tensor]:
-        """Each window's mel (80, frames after its prompt), its lookahead frames included
-        (tests call it alone, to compare the mel with upstream's)."""
-        staged = staged or self._upload(windows)
-        prompts = [self.prompts[w.voice] for w in windows]
-        flow = self.flow
-        lengths = [len(p.tokens) + len(w.tokens) for w, p in zip(windows, prompts, strict=True)]
-        tokens = torch.zeros(len(windows), max(lengths), dtype=torch.long, device=self.device)
-        for i, prompt in enumerate(prompts):
-            tokens[i, : len(prompt.tokens)] = prompt.tokens
-            tokens[i, len(prompt.tokens) : lengths[i]] = staged.tokens[i]
-        valid = ~make_pad_mask(staged.lengths, tokens.shape[1])
-        embeds = flow.input_embedding(tokens) * valid[..., None].to(flow.input_embedding.weight)
-        mu = flow.encoder_proj(encode(flow, embeds, staged.lengths)).transpose(1, 2)
-        cond = torch.zeros_like(mu)  # (batch, 80, frames)
-        noise = torch.zeros_like(mu)
-        mask = torch.zeros(len(windows), 1, mu.shape[2], device=self.device, dtype=mu.dtype)
-        frames = [MEL_PER_TOKEN * length for length in lengths]
-        for i, prompt in enumerate(prompts):
-            cond[i, :, : prompt.feat.shape[0]] = prompt.feat.T
-            noise[i, :, : frames[i]] = staged.noise[i]
-            mask[i, :, : frames[i]] = 1.0
-        speakers = torch.stack([p.speaker for p in prompts])
-        mel = solve(flow, noise, mu, mask, cond, speakers, self.timesteps, self.meanflow)
-        # Each window's mel starts after its prompt tokens' frames, as its noise and tokens do:
-        # a prompt mel of 2n + 1 frames (upstream's embed_ref can give one) conditions the first
-        # generated frame as upstream's does, without shifting the window by a frame.
-        return [mel[i, :, MEL_PER_TOKEN * len(p.tokens) : frames[i]] for i, p in enumerate(prompts)]
-
-    # --- vocoder --------------------------------------------------------------------------------
-
-    def _vocode(
-        self, windows: list[WindowInputs], mels: list[torch.Tensor], staged: _Staged
-    ) -> list[np.ndarray]:
-        hift = self.hift
-        dtype = next(hift.parameters()).dtype
-        padded = [F.pad(mel, (0, VOCODER_PAD_FRAMES)) for mel in mels]
-        longest = max(m.shape[1] for m in padded)
-        batch = torch.stack([F.pad(m, (0, longest - m.shape[1])) for m in padded]).to(dtype)
-        f0 = hift.f0_predictor(batch)
-        f0 = hift.f0_upsamp(f0[:, None])  # (batch, 1, samples)
-        excitation = torch.zeros_like(f0)
+        bucket = self.bucket(windows, prompts)
+        audio, cycles = self.graphs(bucket, *self._stage(bucket, windows, prompts))
+        self.seen.add((bucket.tokens, bucket.vocoded))
         for i, window in enumerate(windows):
-            samples = window.vocoded_samples
-            excitation[i, :, :samples] = window.source(
-                f0[i : i + 1, :, :samples], window.start_sample, staged.source[i]
-            )[0]
-        wav = hift.decode(x=batch, s=excitation)
-        emitted = [w.emit_frames * SAMPLES_PER_MEL for w in windows]
-        audio = torch.cat([wav[i, :n] for i, n in enumerate(emitted)]).float().cpu().numpy()
-        return np.split(audio, list(itertools.accumulate(emitted))[:-1])
+            window.source.remember(cycles[i].clone(), window.start_sample)
+        wav = audio.cpu().numpy()  # the batch's one read-back
+        return [wav[i, : w.emit_frames * SAMPLES_PER_MEL].copy() for i, w in enumerate(windows)]
+
+    @torch.inference_mode()
+    def prepare(self, largest: int) -> int:
+        """Capture every bucket already seen at every row count up to ``largest`` (a benchmark's
+        warm-up, so that no capture falls in its timed pass); the graphs made."""
+        if not self.graphs.enabled:
+            return 0
+        made = len(self.graphs.graphs)
+        for tokens, vocoded in sorted(self.seen):
+            for rows in (1 << n for n in range(largest.bit_length() + 1)):
+                bucket = Bucket.fitting(min(rows, largest), tokens, vocoded, self.harmonics, True)
+                if bucket not in self.graphs.graphs:
+                    flat, phase0 = self.graphs.inputs(bucket)
+                    bucket.split(flat)["lengths"].fill_(bucket.tokens)
+                    self.graphs(bucket, flat, phase0)
+        return len(self.graphs.graphs) - made
+
+    def _stage(
+        self, bucket: Bucket, windows: list[WindowInputs], prompts: list[VoicePrompt]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's inputs in the bucket's buffers: one upload of the host layout, and each
+        stream's starting source phase (on the device already)."""
+        host = torch.empty(bucket.size(), pin_memory=self.device.type == "cuda")
+        flat = host.numpy()
+        flat.fill(0.0)
+        views = _numpy_views(bucket, flat)
+        for i, (w, p) in enumerate(zip(windows, prompts, strict=True)):
+            length = len(p.tokens) + len(w.tokens)
+            views["lengths"][i] = length
+            views["prompt_tokens"][i] = len(p.tokens)
+            views["tokens"][i, : len(p.tokens)] = p.tokens
+            views["tokens"][i, len(p.tokens) : length] = w.tokens
+            views["noise"][i, :, : w.noise.shape[1]] = w.noise
+            # The whole prompt mel conditions, as in upstream's flow: 2n or 2n + 1 frames for n
+            # prompt tokens (embed_ref can give one more); the window's noise, mel and audio are
+            # placed by the prompt's tokens (2 frames each), as the encoder's frames are.
+            views["cond"][i, :, : p.feat.shape[1]] = p.feat
+            views["speakers"][i] = p.speaker
+            views["source_samples"][i] = w.vocoded_samples
+            views["source"][i, :, : 1 + w.vocoded_samples] = w.source_inputs
+        for i in range(len(windows), bucket.batch):  # rows that only fill the bucket
+            views["lengths"][i] = bucket.tokens
+        inputs, phase0 = self.graphs.inputs(bucket)
+        inputs.copy_(host, non_blocking=True)
+        phase0.zero_()
+        for i, window in enumerate(windows):
+            phase = window.source.phase_at(window.start_sample)
+            if phase is not None:
+                phase0[i] = phase
+        return inputs, phase0
+
+    @torch.inference_mode()
+    def _mels(self, windows: list[WindowInputs]) -> list[torch.Tensor]:
+        """Each window's mel (80, frames after its prompt), its lookahead frames included
+        (tests call it, to compare the mel with upstream's)."""
+        prompts = [self.prompts[w.voice] for w in windows]
+        bucket = self.bucket(windows, prompts)
+        inputs, _ = self._stage(bucket, windows, prompts)
+        mel = self.step.mels(bucket, bucket.split(inputs))
+        starts = [MEL_PER_TOKEN * len(p.tokens) for p in prompts]  # by the prompt's tokens
+        return [
+            mel[i, :, start : start + MEL_PER_TOKEN * len(w.tokens)]
+            for i, (w, start) in enumerate(zip(windows, starts, strict=True))
+        ]
+
+
+def _numpy_views(bucket: Bucket, flat: np.ndarray) -> dict[str, np.ndarray]:
+    views, start = {}, 0
+    for name, shape in bucket.layout().items():
+        size = int(np.prod(shape))
+        views[name] = flat[start : start + size].reshape(shape)
+        start += size
+    return views
 
 
 def _keep_stft_window_on_device(hift: HiFTGenerator, device: torch.device) -> None:

@@ -28,7 +28,7 @@ from ..errors import EngineError
 from ..model.conditioning import VoiceConditioning
 from ..model.loading import LoadedModel
 from .noise import PositionalNoise, SineSource
-from .runner import S3GenRunner, WindowInputs, host_trim_fade
+from .runner import VOCODER_PAD_FRAMES, S3GenRunner, WindowInputs, host_trim_fade
 
 MEL_PER_TOKEN = 2
 SAMPLES_PER_MEL = 480
@@ -103,7 +103,8 @@ class S3GenStream:
         work = self.plan(tokens, final)
         if isinstance(work, np.ndarray):
             return work
-        return self.complete(work, S3GenRunner(self.model).decode([self.inputs(work)])[0])
+        runner = S3GenRunner(self.model, cuda_graphs=False)  # a runner per call: nothing to reuse
+        return self.complete(work, runner.decode([self.inputs(work)])[0])
 
     def plan(self, tokens: list[int], final: bool = False) -> Window | np.ndarray:
         """Add tokens; the window to decode now, or (nothing to decode) the PCM to emit."""
@@ -143,13 +144,16 @@ class S3GenStream:
         frames = (len(self.tokens) - window.start) * MEL_PER_TOKEN
         noise = self.noise.frames(first_frame, first_frame + frames)
         self.noise.forget_before(first_frame)
+        start_sample = window.start * SAMPLES_PER_TOKEN
+        vocoded = (frames + VOCODER_PAD_FRAMES) * SAMPLES_PER_MEL
         return WindowInputs(
             voice=self.voice,
             tokens=np.array(self.tokens[window.start :], dtype=np.int64),
             noise=np.concatenate([self.prompt_noise, noise], axis=1),
             emit_frames=(window.stop - window.start) * MEL_PER_TOKEN,
-            start_sample=window.start * SAMPLES_PER_TOKEN,
+            start_sample=start_sample,
             source=self.source,
+            source_inputs=self.source.host_inputs(start_sample, vocoded),
         )
 
     def complete(self, window: Window, wav: np.ndarray) -> np.ndarray:
