@@ -102,7 +102,9 @@ def test_a_run_killed_mid_level_leaves_the_levels_it_finished(
     assert result["stage"].startswith("base, graphs False")
     log = (tmp_path / "bench_gpu.log").read_text()
     assert '"streams": 1' in log and "bench_gpu: done" not in log
-    assert not list(tmp_path.glob(".*.tmp"))
+    # A kill may land between a rewrite and its rename: at most that one temporary file is left,
+    # and the JSON read above is the last whole one.
+    assert {p.name for p in tmp_path.glob(".*.tmp")} <= {".bench_gpu.json.tmp"}
 
 
 def test_cuda_syncs_are_credited_to_the_call_whose_thread_made_them(

@@ -113,7 +113,8 @@ def test_the_concurrency_bench_sweeps_levels_and_reports_ratios(
     report = json.loads(out.read_text())
     assert [level["streams"] for level in report["levels"]] == [1, 3]
     assert all(level["every_stream_complete"] for level in report["levels"])
-    assert report["levels"][1]["t3_tokens_per_s"] > report["levels"][0]["t3_tokens_per_s"]
+    # Figures, not goals: beside other work 3 streams can make fewer tokens a second than 1.
+    assert all(level["t3_tokens_per_s"] > 0 for level in report["levels"])
     assert set(report["ratios_to_one_stream"]["3"]) == {"x_real_time", "first_audio_p50",
                                                         "t3_tokens_per_s"}  # fmt: skip
 
