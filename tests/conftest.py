@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from common.variants import Variant
 from tests.support.checkpoints import CHECKPOINTS_ENV, Checkpoints
@@ -19,6 +20,25 @@ from tests.support.server import Server
 from worker.engine.model.loading import LoadedModel, load_model
 from worker.engine.model.random_pack import LanguagePack, write_language_pack
 from worker.engine.pipeline import StreamingEngine
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test processes on two cores: a model run in a test's own process (or a script it runs)
+    # takes one thread, as the service's two CPU workers do. Two threads each oversubscribed the
+    # cores, and OpenMP's waiting made in-process model tests 3 to 8 times slower.
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+# Files of minutes, longest first, start first: pytest-xdist hands whole files out in
+# collection order, and one of them last would leave the other process idle to the end.
+LONG_FILES = (
+    "test_schemathesis.py", "test_cli.py", "test_t3_device_step.py", "test_hostile_protocols.py",
+    "test_streaming.py", "test_batch_invariance.py", "test_models.py", "test_elevenlabs_http.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))
 
 
 @pytest.fixture(scope="session")
