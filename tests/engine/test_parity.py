@@ -21,6 +21,7 @@ from common.params import SynthesisParams
 from common.variants import Variant
 from tests.support.checkpoints import Checkpoints
 from tests.support.engine import BATCH_TOLERANCE
+from tests.support.reference import upstream_mel
 from tests.support.t3 import Request, run
 from worker.engine.model.conditioning import VoiceConditioning, compute_conditioning
 from worker.engine.model.loading import LoadedModel, load_model
@@ -134,26 +135,6 @@ def window(model: LoadedModel, voice: VoiceConditioning, tokens: int, seed: int)
     ids = torch.randint(0, SPEECH_VOCAB, (tokens,), generator=torch.Generator().manual_seed(seed))
     stream.tokens = ids.tolist()
     return stream.inputs(Window(0, tokens, final=True))
-
-
-def upstream_mel(
-    model: LoadedModel, voice: VoiceConditioning, inputs: WindowInputs
-) -> torch.Tensor:
-    """Upstream's ``flow.inference`` of the window's tokens, handed the window's noise (it draws
-    its starting noise with ``randn_like``)."""
-    gen = voice.gen
-    tokens = torch.from_numpy(inputs.tokens)[None]
-    noise = torch.from_numpy(inputs.noise)[None]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(torch, "randn_like", lambda like, **_: noise.clone().to(like))
-        mel, _ = model.s3gen.flow.inference(
-            token=tokens, token_len=torch.tensor([tokens.shape[1]]),
-            prompt_token=gen["prompt_token"], prompt_token_len=gen["prompt_token_len"],
-            prompt_feat=gen["prompt_feat"], prompt_feat_len=None, embedding=gen["embedding"],
-            finalize=True, n_timesteps=2 if model.s3gen.meanflow else 10,
-            meanflow=model.s3gen.meanflow,
-        )  # fmt: skip
-    return mel[0]
 
 
 def test_one_s3gen_window_equals_upstreams_flow_inference(model: LoadedModel) -> None:

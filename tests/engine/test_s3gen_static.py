@@ -33,6 +33,7 @@ import pytest
 import torch
 
 from common.variants import Variant
+from tests.support.reference import upstream_mel
 from worker.engine.model.conditioning import VoiceConditioning
 from worker.engine.model.loading import LoadedModel
 from worker.engine.s3gen.runner import S3GenRunner, WindowInputs
@@ -132,26 +133,6 @@ def test_a_prompt_mel_of_2n_plus_1_frames_conditions_whole_padded_or_not(
     assert ours.shape == padded.shape == (80, 40) and theirs.shape == (80, 39)
     assert torch.equal(ours[:, 1:], theirs)
     assert (padded - ours).abs().max() < PADDING_TOLERANCE
-
-
-def upstream_mel(
-    model: LoadedModel, voice: VoiceConditioning, inputs: WindowInputs
-) -> torch.Tensor:
-    """Upstream's ``flow.inference`` of the window's tokens, handed the window's noise (it draws
-    its starting noise with ``randn_like``)."""
-    gen = voice.gen
-    tokens = torch.from_numpy(inputs.tokens)[None]
-    noise = torch.from_numpy(inputs.noise)[None]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(torch, "randn_like", lambda like, **_: noise.clone().to(like))
-        mel, _ = model.s3gen.flow.inference(
-            token=tokens, token_len=torch.tensor([tokens.shape[1]]),
-            prompt_token=gen["prompt_token"], prompt_token_len=gen["prompt_token_len"],
-            prompt_feat=gen["prompt_feat"], prompt_feat_len=None, embedding=gen["embedding"],
-            finalize=True, n_timesteps=2 if model.s3gen.meanflow else 10,
-            meanflow=model.s3gen.meanflow,
-        )  # fmt: skip
-    return mel[0]
 
 
 def test_a_window_dispatches_a_handful_of_operators_outside_the_step(model: LoadedModel) -> None:

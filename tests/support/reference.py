@@ -1,11 +1,13 @@
 """Reference clips as users send them (stereo, 8-48 kHz, mp3, flac ...), and upstream's own
-``prepare_conditionals`` as the oracle for what the model should be conditioned on."""
+``prepare_conditionals`` and ``flow.inference`` as the oracles for what the model is conditioned
+on and what mel a window makes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from common.audio import SAMPLE_RATE, resample
@@ -13,6 +15,7 @@ from tests.support.audio_files import write_audio
 from worker.engine.model.conditioning import VoiceConditioning
 from worker.engine.model.loading import LoadedModel
 from worker.engine.model.random_checkpoint import reference_clip
+from worker.engine.s3gen.runner import WindowInputs
 
 # file name (its suffix names the format): (sample rate, channels, codec or None for the suffix's)
 CLIPS: dict[str, tuple[int, int, str | None]] = {
@@ -77,3 +80,23 @@ def assert_same_conditioning(
 
 def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if a.shape != b.shape else float((a - b).abs().max())
+
+
+def upstream_mel(
+    model: LoadedModel, voice: VoiceConditioning, inputs: WindowInputs
+) -> torch.Tensor:
+    """Upstream's ``flow.inference`` of the window's tokens, handed the window's noise (it draws
+    its starting noise with ``randn_like``)."""
+    gen = voice.gen
+    tokens = torch.from_numpy(inputs.tokens)[None]
+    noise = torch.from_numpy(inputs.noise)[None]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch, "randn_like", lambda like, **_: noise.clone().to(like))
+        mel, _ = model.s3gen.flow.inference(
+            token=tokens, token_len=torch.tensor([tokens.shape[1]]),
+            prompt_token=gen["prompt_token"], prompt_token_len=gen["prompt_token_len"],
+            prompt_feat=gen["prompt_feat"], prompt_feat_len=None, embedding=gen["embedding"],
+            finalize=True, n_timesteps=2 if model.s3gen.meanflow else 10,
+            meanflow=model.s3gen.meanflow,
+        )  # fmt: skip
+    return mel[0]
